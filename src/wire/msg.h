@@ -1,0 +1,211 @@
+/* Protocol messages: C structs and their msgpack codec.
+ *
+ * A message on the wire is the msgpack array [version, type, body], body a
+ * map with integer keys (wire/proto.h). A datagram's plaintext is one or
+ * more messages back to back: the first is the probe message (ping, ack,
+ * ...), the rest are piggybacked gossip (alive, suspect, ...).
+ *
+ * Decoding copies every string into the fixed-size fields below after
+ * checking its length against the protocol limit, so a decoded message owns
+ * no pointers and holds no reference to the input. Names and label text
+ * must be valid, NUL-free, printable UTF-8-ish bytes (no bytes < 0x20).
+ *
+ * Forward compatibility: unknown body keys are skipped (counted in
+ * cn_msg_stats.unknown_keys); an unknown type is skipped as a whole and
+ * reported as CN_EUNKNOWN with the reader advanced past it, so the caller
+ * can count it and go on with the next message. */
+#ifndef CN_WIRE_MSG_H
+#define CN_WIRE_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/addr.h"
+#include "wire/mp.h"
+#include "wire/proto.h"
+
+typedef struct cn_label {
+	char key[CN_LABEL_KEY_MAX + 1];
+	char value[CN_LABEL_VALUE_MAX + 1];
+} cn_label;
+
+typedef struct cn_accel {
+	char kind[CN_ACCEL_KIND_MAX + 1];
+	uint32_t count;
+} cn_accel;
+
+/* Member metadata: slow-changing labels and capacity, fast-changing health.
+ * Labels are kept sorted by key with unique keys (the encoder asserts it,
+ * the decoder refuses anything else with CN_EINVAL) so that two agents
+ * holding the same metadata hold the same bytes. */
+typedef struct cn_meta {
+	uint8_t n_labels;
+	cn_label labels[CN_LABELS_MAX];
+	char arch[CN_ARCH_MAX + 1];
+	char os[CN_OS_MAX + 1];
+	uint32_t cpus;
+	uint32_t mem_mb;
+	uint8_t n_accel;
+	cn_accel accel[CN_ACCEL_MAX];
+	/* health */
+	uint32_t load_milli;   /* 1-minute load average x 1000 */
+	uint32_t mem_free_mb;
+	uint8_t power;         /* enum cn_power */
+	uint8_t battery_pct;   /* 0..100, 255 = unknown */
+} cn_meta;
+
+typedef struct cn_coord {
+	float vec[CN_COORD_DIM];
+	float height;
+	float error;
+	float adjustment;
+} cn_coord;
+
+typedef struct cn_msg_ping {
+	uint32_t seq;
+	char target[CN_NAME_MAX + 1]; /* who the sender thinks it is pinging */
+	char source[CN_NAME_MAX + 1];
+} cn_msg_ping;
+
+typedef struct cn_msg_ack {
+	uint32_t seq;
+	char source[CN_NAME_MAX + 1];
+	bool has_coord;
+	cn_coord coord;
+} cn_msg_ack;
+
+typedef struct cn_msg_ping_req {
+	uint32_t seq;
+	char target[CN_NAME_MAX + 1];
+	cn_addr target_addr;
+	bool want_nack;
+	char source[CN_NAME_MAX + 1];
+} cn_msg_ping_req;
+
+typedef struct cn_msg_nack {
+	uint32_t seq;
+	char source[CN_NAME_MAX + 1];
+} cn_msg_nack;
+
+typedef struct cn_msg_alive {
+	char name[CN_NAME_MAX + 1];
+	uint64_t incarnation;
+	cn_addr addr;
+	uint64_t meta_version;
+	cn_meta meta;
+	uint8_t vmin, vmax; /* protocol versions the member speaks */
+} cn_msg_alive;
+
+/* suspect, dead: "from" accused "name" at "incarnation". */
+typedef struct cn_msg_accuse {
+	char name[CN_NAME_MAX + 1];
+	uint64_t incarnation;
+	char from[CN_NAME_MAX + 1];
+} cn_msg_accuse;
+
+typedef struct cn_msg_leave {
+	char name[CN_NAME_MAX + 1];
+	uint64_t incarnation;
+} cn_msg_leave;
+
+typedef struct cn_msg_meta {
+	char name[CN_NAME_MAX + 1];
+	uint64_t incarnation;
+	uint64_t meta_version;
+	cn_meta meta;
+} cn_msg_meta;
+
+typedef struct cn_msg_policy_announce {
+	char kind[CN_POLICY_KIND_MAX + 1];
+	char name[CN_POLICY_NAME_MAX + 1];
+	uint64_t version; /* hybrid logical clock */
+	char writer[CN_NAME_MAX + 1];
+	uint8_t hash[CN_HASH_BYTES];
+} cn_msg_policy_announce;
+
+typedef struct cn_msg {
+	uint8_t version;
+	uint8_t type; /* enum cn_msg_type */
+	union {
+		cn_msg_ping ping;
+		cn_msg_ack ack;
+		cn_msg_ping_req ping_req;
+		cn_msg_nack nack;
+		cn_msg_alive alive;
+		cn_msg_accuse suspect;
+		cn_msg_accuse dead;
+		cn_msg_leave leave;
+		cn_msg_meta meta;
+		cn_msg_policy_announce announce;
+	} u;
+} cn_msg;
+
+/* One member as carried in push-pull. */
+typedef struct cn_member_wire {
+	char name[CN_NAME_MAX + 1];
+	cn_addr addr;
+	uint64_t incarnation;
+	uint8_t state; /* enum cn_member_state_code */
+	uint64_t meta_version;
+	cn_meta meta;
+	uint8_t vmin, vmax;
+} cn_member_wire;
+
+/* Push-pull header: everything but the member list. */
+typedef struct cn_pushpull {
+	bool join;
+	char source[CN_NAME_MAX + 1];
+	bool has_policy_digest;
+	uint8_t policy_digest[CN_HASH_BYTES];
+	uint32_t n_members; /* filled by the decoder */
+} cn_pushpull;
+
+/* Decoder statistics that a caller may aggregate; any of the pointers
+ * passed to decoders may be NULL. */
+typedef struct cn_msg_stats {
+	uint64_t unknown_keys;
+	uint64_t unknown_types;
+} cn_msg_stats;
+
+/* Encode one datagram message (types 1..15) at the writer's position. */
+void cn_msg_encode(cn_mp_writer *w, const cn_msg *m);
+/* Size cn_msg_encode would write; for the piggyback budget. */
+size_t cn_msg_encoded_size(const cn_msg *m);
+
+/* Decode one datagram message from r.
+ * Returns 0 with *out filled, CN_EUNKNOWN (unknown type, skipped: r is past
+ * it), CN_EVERSION (version below CN_PROTO_VERSION_MIN, skipped), or a
+ * decoding error (CN_ETRUNC, CN_ETYPE, CN_ELIMIT, CN_ERANGE, CN_EMISSING,
+ * CN_EINVAL, CN_EDEPTH) after which r is unspecified and the rest of the
+ * datagram must be dropped. */
+int cn_msg_decode(cn_mp_reader *r, cn_msg *out, cn_msg_stats *stats);
+
+/* Push-pull (stream plane). Encoding is streaming: begin writes the header
+ * and the member array header for n members, then add each member. */
+void cn_pushpull_encode_begin(cn_mp_writer *w, uint8_t type, const cn_pushpull *pp,
+			      uint32_t n_members);
+void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms);
+
+/* Decode a whole push-pull message. For each member in order, calls
+ * on_member(ctx, ms) (ms valid only during the call); a non-zero return
+ * from the callback stops decoding and is returned. *type_out gets
+ * CN_MSG_PUSH_PULL or CN_MSG_PUSH_PULL_REPLY. Trailing bytes after the
+ * message are CN_ETRAILING. Errors as cn_msg_decode. */
+typedef int (*cn_member_cb)(void *ctx, const cn_member_wire *ms);
+int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pushpull *pp,
+		       cn_member_cb on_member, void *ctx, cn_msg_stats *stats);
+
+/* Metadata alone (also used by the admin plane). */
+void cn_meta_encode(cn_mp_writer *w, const cn_meta *m);
+int cn_meta_decode(cn_mp_reader *r, cn_meta *out, cn_msg_stats *stats);
+/* Insert or replace a label keeping the sort order. CN_EINVAL for bad text,
+ * CN_EFULL past CN_LABELS_MAX. */
+int cn_meta_set_label(cn_meta *m, const char *key, const char *value);
+const char *cn_meta_get_label(const cn_meta *m, const char *key);
+
+/* Protocol names for logs and JSON. */
+const char *cn_msg_type_name(uint8_t type);
+const char *cn_member_state_name(uint8_t state); /* alive/suspect/failed/left */
+
+#endif

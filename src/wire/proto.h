@@ -1,0 +1,129 @@
+/* Protocol constants: versions, message types, field keys and every limit.
+ *
+ * proto/PROTOCOL.md is the prose version of this file; the two must agree.
+ * A limit here bounds both what we send and what we accept: a decoder
+ * refuses anything larger with CN_ELIMIT before it copies a byte. */
+#ifndef CN_WIRE_PROTO_H
+#define CN_WIRE_PROTO_H
+
+#include <assert.h>
+
+enum {
+	CN_PROTO_VERSION_MIN = 1, /* oldest message version we still decode */
+	CN_PROTO_VERSION_MAX = 1, /* newest version we speak */
+	CN_PROTO_VERSION = 1,     /* version we write */
+};
+
+/* Message types. Datagram plane: 1..15; stream plane: 16..31. */
+enum cn_msg_type {
+	CN_MSG_PING = 1,
+	CN_MSG_ACK = 2,
+	CN_MSG_PING_REQ = 3,
+	CN_MSG_NACK = 4,
+	CN_MSG_ALIVE = 5,
+	CN_MSG_SUSPECT = 6,
+	CN_MSG_DEAD = 7,
+	CN_MSG_LEAVE = 8,
+	CN_MSG_META = 9,
+	CN_MSG_POLICY_ANNOUNCE = 10,
+	CN_MSG_PUSH_PULL = 16,       /* stream request: join or anti-entropy */
+	CN_MSG_PUSH_PULL_REPLY = 17, /* stream reply */
+	CN_MSG_TYPE_MAX = 31,
+};
+
+/* Sealed envelope (see crypto/seal.h). */
+enum {
+	CN_ENVELOPE_MAGIC = 0xC7,
+	CN_ENVELOPE_HEADER = 32, /* magic, vmin, vmax, plane, key id, nonce */
+	CN_ENVELOPE_TAG = 16,    /* Poly1305 tag */
+	CN_ENVELOPE_OVERHEAD = CN_ENVELOPE_HEADER + CN_ENVELOPE_TAG,
+	CN_PLANE_DATAGRAM = 1,
+	CN_PLANE_STREAM = 2,
+};
+
+/* Sizes. */
+enum {
+	CN_DATAGRAM_MAX = 1400, /* sealed bytes on the wire */
+	CN_DATAGRAM_PLAIN_MAX = CN_DATAGRAM_MAX - CN_ENVELOPE_OVERHEAD,
+	CN_STREAM_MAX = 16 * 1024 * 1024, /* sealed stream message */
+	CN_NAME_MAX = 64,          /* node name bytes */
+	CN_LABELS_MAX = 16,        /* labels per member */
+	CN_LABEL_KEY_MAX = 32,
+	CN_LABEL_VALUE_MAX = 64,
+	CN_ARCH_MAX = 16,
+	CN_OS_MAX = 16,
+	CN_ACCEL_MAX = 4,          /* accelerator kinds per member */
+	CN_ACCEL_KIND_MAX = 16,
+	CN_META_WIRE_MAX = 1024,   /* encoded member metadata */
+	CN_COORD_DIM = 8,          /* Vivaldi dimensions */
+	CN_PUSHPULL_MEMBERS_MAX = 65536,
+	CN_POLICY_KIND_MAX = 16,
+	CN_POLICY_NAME_MAX = 128,
+	CN_HASH_BYTES = 32,
+	CN_MSG_FIELDS_MAX = 64,    /* keys in one body map */
+};
+
+static_assert(CN_DATAGRAM_PLAIN_MAX == 1352, "datagram budget");
+static_assert(CN_META_WIRE_MAX + 3 * CN_NAME_MAX < CN_DATAGRAM_PLAIN_MAX,
+	      "an alive message with full metadata must fit one datagram");
+
+/* Body keys. Each message body is a map with these integer keys; unknown
+ * keys are skipped and counted, missing required keys are CN_EMISSING. */
+enum {
+	/* ping / ack / ping-req / nack */
+	CN_K_SEQ = 1,
+	CN_K_TARGET = 2,
+	CN_K_SOURCE = 3,
+	CN_K_TARGET_ADDR = 4,
+	CN_K_WANT_NACK = 5,
+	CN_K_COORD = 6,
+	/* alive / suspect / dead / leave / meta / member state */
+	CN_K_NAME = 1,
+	CN_K_INCARNATION = 2,
+	CN_K_ADDR = 3,
+	CN_K_META = 4,
+	CN_K_META_VERSION = 5,
+	CN_K_VMIN = 6,
+	CN_K_VMAX = 7,
+	CN_K_FROM = 8,
+	CN_K_STATE = 9,
+	/* push-pull */
+	CN_K_PP_JOIN = 1,
+	CN_K_PP_SOURCE = 2,
+	CN_K_PP_MEMBERS = 3,
+	CN_K_PP_POLICY_DIGEST = 4,
+	/* policy announcement */
+	CN_K_PA_KIND = 1,
+	CN_K_PA_NAME = 2,
+	CN_K_PA_VERSION = 3,
+	CN_K_PA_WRITER = 4,
+	CN_K_PA_HASH = 5,
+	/* metadata map */
+	CN_K_M_LABELS = 1,
+	CN_K_M_ARCH = 2,
+	CN_K_M_OS = 3,
+	CN_K_M_CPUS = 4,
+	CN_K_M_MEM_MB = 5,
+	CN_K_M_ACCEL = 6,
+	CN_K_M_LOAD = 7,
+	CN_K_M_MEM_FREE_MB = 8,
+	CN_K_M_POWER = 9,
+	CN_K_M_BATTERY = 10,
+};
+
+/* Member states as carried in push-pull. */
+enum cn_member_state_code {
+	CN_STATE_ALIVE = 0,
+	CN_STATE_SUSPECT = 1,
+	CN_STATE_DEAD = 2, /* "failed" to operators */
+	CN_STATE_LEFT = 3,
+	CN_STATE_MAX_ = 3,
+};
+
+enum cn_power {
+	CN_POWER_UNKNOWN = 0,
+	CN_POWER_MAINS = 1,
+	CN_POWER_BATTERY = 2,
+};
+
+#endif
