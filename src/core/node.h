@@ -27,6 +27,10 @@
 #include "wire/msg.h"
 
 typedef struct cn_node cn_node;
+/* Interned names, addresses and metadata shared between nodes (core/pool.h).
+ * The simulator hands one pool to thousands of nodes so each member's name
+ * and metadata are stored once, not once per view. */
+typedef struct cn_pool cn_pool;
 
 typedef struct cn_node_config {
 	char name[CN_NAME_MAX + 1];
@@ -112,9 +116,12 @@ typedef struct cn_node_stats {
 	uint64_t gossip_sent, gossip_dropped;
 } cn_node_stats;
 
-/* Create a node. cfg is copied. Returns 0, CN_EINVAL (bad config) or
- * CN_ENOMEM. The caller frees with cn_node_free(). */
-int cn_node_new(const cn_node_config *cfg, uint64_t seed, uint64_t now_ms, cn_node **out);
+/* Create a node. cfg is copied. pool may be NULL (the node makes a private
+ * one) or shared with other nodes of the same process; it must outlive
+ * them. Returns 0, CN_EINVAL (bad config) or CN_ENOMEM. The caller frees
+ * with cn_node_free(). */
+int cn_node_new(const cn_node_config *cfg, cn_pool *pool, uint64_t seed, uint64_t now_ms,
+		cn_node **out);
 void cn_node_free(cn_node *n);
 
 /* Feed one datagram's plaintext (one or more messages back to back).
@@ -155,11 +162,13 @@ bool cn_node_leave_done(const cn_node *n);
  * meta_min_interval_ms is held and sent when the interval ends. */
 int cn_node_set_meta(cn_node *n, const cn_meta *meta, uint64_t now_ms);
 
-/* Members, self included, in name order. */
+/* Members, self included. Copies out of the compact table: for views and
+ * tests, not hot paths. Index order is stable between calls that change
+ * nothing, but not sorted; callers sort if they need to. */
 size_t cn_node_member_count(const cn_node *n);
-const cn_member *cn_node_member_at(const cn_node *n, size_t i);
-const cn_member *cn_node_member_find(const cn_node *n, const char *name);
-const cn_member *cn_node_self(const cn_node *n);
+int cn_node_member_get(const cn_node *n, size_t i, cn_member *out);           /* CN_ENOENT */
+int cn_node_member_find(const cn_node *n, const char *name, cn_member *out);  /* CN_ENOENT */
+void cn_node_self(const cn_node *n, cn_member *out);
 /* Counts by state, for convergence checks. */
 size_t cn_node_count_state(const cn_node *n, uint8_t state);
 
