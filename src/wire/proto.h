@@ -28,6 +28,8 @@ enum cn_msg_type {
 	CN_MSG_POLICY_ANNOUNCE = 10,
 	CN_MSG_PUSH_PULL = 16,       /* stream request: join or anti-entropy */
 	CN_MSG_PUSH_PULL_REPLY = 17, /* stream reply */
+	CN_MSG_KEY_OP = 18,          /* stream request: key ring operation */
+	CN_MSG_KEY_OP_REPLY = 19,    /* stream reply */
 	CN_MSG_TYPE_MAX = 31,
 };
 

@@ -1,0 +1,1110 @@
+#include "agent/agent.h"
+#include "agent/sysinfo.h"
+#include "crypto/crypto.h"
+#include "crypto/identity.h"
+#include "crypto/keytext.h"
+#include <sodium.h>
+#include <netdb.h>
+#include "crypto/seal.h"
+#include "util/err.h"
+#include "wire/admin.h"
+#include "wire/keyop.h"
+
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/transport/ipc/ipc.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Work done per readiness before going back to poll(): keeps one busy
+ * source from starving the others and the timers. */
+enum { BATCH_MAX = 64 };
+
+uint64_t cn_agent_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void cn_agent_log(const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s.%03ldZ ", stamp, ts.tv_nsec / 1000000);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+static socklen_t to_sockaddr(const cn_addr *a, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (a->family == CN_ADDR_V4) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(a->port);
+		memcpy(&s4->sin_addr, a->ip, 4);
+		return sizeof *s4;
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(a->port);
+	memcpy(&s6->sin6_addr, a->ip, 16);
+	return sizeof *s6;
+}
+
+static void from_sockaddr(const struct sockaddr_storage *ss, cn_addr *a)
+{
+	memset(a, 0, sizeof *a);
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		a->family = CN_ADDR_V4;
+		memcpy(a->ip, &s4->sin_addr, 4);
+		a->port = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		a->family = CN_ADDR_V6;
+		memcpy(a->ip, &s6->sin6_addr, 16);
+		a->port = ntohs(s6->sin6_port);
+	}
+}
+
+/* Resolve "host:port" once, at start (names allowed here, unlike in core). */
+static int resolve(const char *text, cn_addr *out)
+{
+	if (cn_addr_parse(text, CN_AGENT_PORT_DEFAULT, out) == 0)
+		return 0;
+	char host[256];
+	const char *port = "7980";
+	snprintf(host, sizeof host, "%s", text);
+	char *colon = strrchr(host, ':');
+	if (colon != NULL && strchr(host, ']') == NULL) {
+		*colon = '\0';
+		port = colon + 1;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *res = NULL;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+		return CN_EINVAL;
+	struct sockaddr_storage ss;
+	memcpy(&ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	from_sockaddr(&ss, out);
+	return out->port ? 0 : CN_EINVAL;
+}
+
+static void url_of(const cn_addr *a, char *url, size_t cap)
+{
+	char t[CN_ADDR_STR_MAX];
+	cn_addr_format(a, t, sizeof t);
+	snprintf(url, cap, "tcp://%s", t);
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+static int read_file(const char *path, char *buf, size_t cap, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t n = 0;
+	ssize_t r;
+	while (n < cap && (r = read(fd, buf + n, cap - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	if (n == cap)
+		return -EFBIG;
+	*len = n;
+	return 0;
+}
+
+/* Write via a temporary file and rename, so a crash leaves the old or the
+ * new content, never a torn one. */
+static int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[CN_PATH_MAX + 16];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	const char *p = data;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w <= 0) {
+			int e = errno;
+			close(fd);
+			unlink(tmp);
+			return -e;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		unlink(tmp);
+		return -EIO;
+	}
+	if (rename(tmp, path) != 0)
+		return -errno;
+	return 0;
+}
+
+static int load_keyring(cn_agent *a)
+{
+	char text[8192], err[256];
+	size_t len;
+	int rc = read_file(a->keyring_path, text, sizeof text - 1, &len);
+	if (rc != 0) {
+		cn_agent_log("error: cannot read key ring %s: %s%s", a->keyring_path, strerror(-rc),
+			     rc == -ENOENT ? " (make one with: canopy keygen > FILE, then --keyring FILE)" : "");
+		return CN_EIO;
+	}
+	text[len] = '\0';
+	size_t line = 0;
+	rc = cn_keytext_parse_ring((const uint8_t *)text, len, &a->ring, err, sizeof err, &line);
+	sodium_memzero(text, sizeof text);
+	if (rc != 0) {
+		cn_agent_log("error: key ring %s is malformed: %s", a->keyring_path, err);
+		return CN_EINVAL;
+	}
+	return 0;
+}
+
+static int save_keyring(cn_agent *a)
+{
+	char text[CN_KEYTEXT_RING_MAX];
+	size_t len;
+	int rc = cn_keytext_format_ring(&a->ring, text, sizeof text, &len);
+	if (rc == 0)
+		rc = write_file_atomic(a->keyring_path, text, len, 0600) ? CN_EIO : 0;
+	sodium_memzero(text, sizeof text);
+	return rc;
+}
+
+static int load_identity(cn_agent *a, cn_sigkey *id)
+{
+	char path[CN_PATH_MAX + 16], text[1024], err[256];
+	size_t len;
+	snprintf(path, sizeof path, "%s/node.key", a->opts.data_dir);
+	int rc = read_file(path, text, sizeof text - 1, &len);
+	if (rc == -ENOENT) {
+		if ((rc = cn_sigkey_generate(id)) != 0)
+			return rc;
+		rc = cn_sigkey_to_blob(id, (uint8_t *)text, sizeof text, &len);
+		if (rc == 0 && write_file_atomic(path, text, len, 0600) != 0) {
+			cn_agent_log("error: cannot write %s: %s", path, strerror(errno));
+			rc = CN_EIO;
+		}
+		sodium_memzero(text, sizeof text);
+		if (rc == 0)
+			cn_agent_log("created node identity %s", path);
+		return rc;
+	}
+	if (rc != 0) {
+		cn_agent_log("error: cannot read %s: %s", path, strerror(-rc));
+		return CN_EIO;
+	}
+	text[len] = '\0';
+	rc = cn_sigkey_from_blob(id, (const uint8_t *)text, len, err, sizeof err);
+	sodium_memzero(text, sizeof text);
+	if (rc != 0)
+		cn_agent_log("error: %s: %s", path, err);
+	return rc;
+}
+
+/* ---- sealing and sending ------------------------------------------------- */
+
+static void send_datagram(cn_agent *a, const cn_addr *to, const uint8_t *data, size_t len)
+{
+	uint8_t sealed[CN_DATAGRAM_MAX];
+	size_t slen;
+	int rc = cn_seal(&a->ring, CN_PLANE_DATAGRAM, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX,
+			 data, len, sealed, sizeof sealed, &slen);
+	if (rc != 0) {
+		a->send_errors++;
+		return;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = to_sockaddr(to, &ss);
+	if (sendto(a->udp_fd, sealed, slen, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) < 0)
+		a->send_errors++;
+}
+
+static void stream_close(cn_agent *a, cn_stream_req *r)
+{
+	(void)a;
+	nng_close(r->sock);
+	r->used = false;
+}
+
+static void core_stream_failed(cn_agent *a, uint32_t core_id, uint64_t now_ms)
+{
+	cn_node_stream_result(a->node, core_id, NULL, 0, now_ms);
+}
+
+static int stream_start_key(cn_agent *a, uint8_t owner, const cn_addr *to, const char *peer,
+			    const uint8_t *plain, size_t len, uint64_t now_ms, uint32_t seal_key_id,
+			    cn_stream_req **out);
+
+int cn_agent_stream_start(cn_agent *a, uint8_t owner, const cn_addr *to, const char *peer,
+			  const uint8_t *plain, size_t len, uint64_t now_ms, cn_stream_req **out)
+{
+	return stream_start_key(a, owner, to, peer, plain, len, now_ms, 0, out);
+}
+
+/* seal_key_id 0 seals with the primary; otherwise with that installed key
+ * (a key sync must be readable by a peer that lacks our primary). */
+static int stream_start_key(cn_agent *a, uint8_t owner, const cn_addr *to, const char *peer,
+			    const uint8_t *plain, size_t len, uint64_t now_ms, uint32_t seal_key_id,
+			    cn_stream_req **out)
+{
+	cn_stream_req *r = NULL;
+	for (size_t i = 0; i < CN_STREAMS_MAX; i++) {
+		if (!a->reqs[i].used) {
+			r = &a->reqs[i];
+			break;
+		}
+	}
+	if (r == NULL)
+		return CN_EFULL;
+	size_t slen;
+	int rc;
+	if (seal_key_id == 0) {
+		rc = cn_seal(&a->ring, CN_PLANE_STREAM, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX,
+			     plain, len, a->seal_buf, CN_STREAM_MAX, &slen);
+	} else {
+		const uint8_t *key = cn_keyring_find(&a->ring, seal_key_id);
+		cn_keyring one;
+		uint32_t id;
+		cn_keyring_init(&one);
+		rc = key ? cn_keyring_install(&one, key, &id) : CN_ENOKEY;
+		if (rc == 0)
+			rc = cn_seal(&one, CN_PLANE_STREAM, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX,
+				     plain, len, a->seal_buf, CN_STREAM_MAX, &slen);
+		cn_keyring_wipe(&one);
+	}
+	if (rc != 0)
+		return rc;
+	char url[128];
+	url_of(to, url, sizeof url);
+	memset(r, 0, sizeof *r);
+	if (nng_req0_open(&r->sock) != 0)
+		return CN_EIO;
+	nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, CN_STREAM_MAX);
+	/* The request is sent once; our own deadline decides failure. */
+	nng_socket_set_ms(r->sock, NNG_OPT_REQ_RESENDTIME, CN_STREAM_TIMEOUT_MS * 2);
+	nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 100);
+	nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_msg *m = NULL;
+	if (nng_dial(r->sock, url, NULL, NNG_FLAG_NONBLOCK) != 0 ||
+	    nng_socket_get_int(r->sock, NNG_OPT_RECVFD, &r->fd) != 0 ||
+	    nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, a->seal_buf, slen) != 0 ||
+	    nng_sendmsg(r->sock, m, NNG_FLAG_NONBLOCK) != 0) {
+		if (m)
+			nng_msg_free(m);
+		nng_close(r->sock);
+		return CN_EIO;
+	}
+	r->used = true;
+	r->owner = owner;
+	snprintf(r->peer, sizeof r->peer, "%s", peer ? peer : "");
+	r->deadline_ms = now_ms + CN_STREAM_TIMEOUT_MS;
+	if (out)
+		*out = r;
+	return 0;
+}
+
+static void handle_keyop_reply(cn_agent *a, cn_stream_req *r, const uint8_t *plain, size_t len);
+
+static void stream_done(cn_agent *a, cn_stream_req *r, const uint8_t *plain, size_t len,
+			uint64_t now_ms)
+{
+	uint8_t owner = r->owner;
+	uint32_t core_id = r->core_id;
+	if (owner == OWNER_CORE) {
+		stream_close(a, r);
+		if (plain)
+			cn_node_stream_result(a->node, core_id, plain, len, now_ms);
+		else
+			core_stream_failed(a, core_id, now_ms);
+	} else if (owner == OWNER_KEYOP) {
+		handle_keyop_reply(a, r, plain, len);
+		stream_close(a, r);
+	} else {
+		stream_close(a, r);
+	}
+}
+
+static void stream_readable(cn_agent *a, cn_stream_req *r, uint64_t now_ms)
+{
+	nng_msg *m;
+	if (nng_recvmsg(r->sock, &m, NNG_FLAG_NONBLOCK) != 0)
+		return;
+	size_t plen;
+	cn_seal_hdr hdr;
+	int rc = cn_seal_open(&a->ring, CN_PLANE_STREAM, nng_msg_body(m), nng_msg_len(m),
+			      a->open_buf, CN_STREAM_MAX, &plen, &hdr);
+	nng_msg_free(m);
+	if (rc != 0) {
+		a->unsealable++;
+		stream_done(a, r, NULL, 0, now_ms);
+		return;
+	}
+	stream_done(a, r, a->open_buf, plen, now_ms);
+}
+
+/* ---- outbox ---------------------------------------------------------------- */
+
+static void flush_outbox(cn_agent *a, uint64_t now_ms)
+{
+	cn_out out;
+	/* Bounded: the core's outbox is bounded, but never loop forever on a
+	 * misbehaving core either. */
+	for (int i = 0; i < 100000 && cn_node_next_output(a->node, &out) == 0; i++) {
+		switch (out.kind) {
+		case CN_OUT_DATAGRAM:
+			send_datagram(a, &out.to, out.data, out.len);
+			break;
+		case CN_OUT_STREAM: {
+			cn_stream_req *r;
+			int rc = cn_agent_stream_start(a, OWNER_CORE, &out.to, NULL, out.data, out.len,
+						       now_ms, &r);
+			if (rc == 0) {
+				r->core_id = out.stream_id;
+			} else {
+				core_stream_failed(a, out.stream_id, now_ms);
+			}
+			break;
+		}
+		case CN_OUT_EVENT:
+			if (out.event.type == CN_EV_SELF_INCARNATION) {
+				if (out.event.incarnation > a->incarnation_saved &&
+				    cn_store_meta_put_u64(a->store, "incarnation", out.event.incarnation) == 0)
+					a->incarnation_saved = out.event.incarnation;
+			} else {
+				cn_agent_publish_event(a, &out.event);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* ---- receiving ------------------------------------------------------------- */
+
+/* A peer sealing with a key that is not our primary may have missed a
+ * rotation while it was away: send it every key we hold, so it can open
+ * the fleet's traffic again. Only installs, never a change of primary: a
+ * peer that is merely ahead of us in a rotation must not be pulled back.
+ * At most one sync per peer address per CN_KEYSYNC_INTERVAL_MS. */
+static void maybe_keysync(cn_agent *a, const cn_addr *to, uint32_t their_key_id, uint64_t now_ms)
+{
+	size_t oldest = 0;
+	for (size_t i = 0; i < CN_KEYSYNC_SLOTS; i++) {
+		if (cn_addr_eq(&a->keysync_addr[i], to)) {
+			if (now_ms < a->keysync_at[i] + CN_KEYSYNC_INTERVAL_MS)
+				return;
+			oldest = i;
+			break;
+		}
+		if (a->keysync_at[i] < a->keysync_at[oldest])
+			oldest = i;
+	}
+	a->keysync_addr[oldest] = *to;
+	a->keysync_at[oldest] = now_ms;
+	cn_keyop_req req = {.op = CN_KEYOP_SYNC};
+	for (size_t i = 0; i < cn_keyring_count(&a->ring) && i < CN_KEYOP_KEYS_MAX; i++)
+		memcpy(req.ring[req.n_ring++], cn_keyring_at(&a->ring, i), CN_KEY_BYTES);
+	uint8_t buf[1024];
+	size_t len;
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, buf, sizeof buf);
+	cn_keyop_req_encode(&w, &req);
+	sodium_memzero(&req, sizeof req);
+	if (cn_mp_writer_end(&w, &len) == 0 &&
+	    stream_start_key(a, OWNER_KEYSYNC, to, NULL, buf, len, now_ms, their_key_id, NULL) == 0)
+		a->keysyncs_sent++;
+	sodium_memzero(buf, sizeof buf);
+}
+
+static void udp_readable(cn_agent *a, uint64_t now_ms)
+{
+	uint8_t pkt[CN_DATAGRAM_MAX + 1];
+	uint8_t plain[CN_DATAGRAM_MAX];
+	for (int i = 0; i < BATCH_MAX; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		ssize_t n = recvfrom(a->udp_fd, pkt, sizeof pkt, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+		if (n < 0)
+			return;
+		cn_addr from;
+		from_sockaddr(&ss, &from);
+		size_t plen;
+		cn_seal_hdr hdr;
+		int rc = n > CN_DATAGRAM_MAX ? CN_ELIMIT
+					     : cn_seal_open(&a->ring, CN_PLANE_DATAGRAM, pkt, (size_t)n,
+							    plain, sizeof plain, &plen, &hdr);
+		if (rc != 0) {
+			a->unsealable++;
+			if (rc == CN_ENOKEY) {
+				a->unknown_key++;
+				cn_seal_hdr peek;
+				if (cn_seal_peek(pkt, (size_t)n, &peek) == 0)
+					a->last_unknown_key_id = peek.key_id;
+				/* Tell the operator once in a while, not per packet. */
+				if ((a->unknown_key & (a->unknown_key - 1)) == 0)
+					cn_agent_log("warning: %llu packets sealed with key id %08x, which "
+						     "this agent does not have: its key ring is out of date; "
+						     "install the fleet's current key with `canopy keys install`",
+						     (unsigned long long)a->unknown_key,
+						     (unsigned)a->last_unknown_key_id);
+			}
+			continue;
+		}
+		cn_node_recv(a->node, &from, plain, plen, now_ms);
+		uint32_t primary;
+		if (cn_keyring_primary_id(&a->ring, &primary) == 0 && hdr.key_id != primary)
+			maybe_keysync(a, &from, hdr.key_id, now_ms);
+	}
+}
+
+static void serve_keyop(cn_agent *a, const uint8_t *plain, size_t len, cn_mp_writer *w);
+
+static void stream_srv_readable(cn_agent *a, uint64_t now_ms)
+{
+	for (int i = 0; i < BATCH_MAX; i++) {
+		nng_msg *m;
+		if (nng_recvmsg(a->stream_srv, &m, NNG_FLAG_NONBLOCK) != 0)
+			return;
+		size_t plen;
+		cn_seal_hdr hdr;
+		int rc = cn_seal_open(&a->ring, CN_PLANE_STREAM, nng_msg_body(m), nng_msg_len(m),
+				      a->open_buf, CN_STREAM_MAX, &plen, &hdr);
+		const uint8_t *reply = NULL;
+		size_t reply_len = 0;
+		uint8_t small[1024];
+		if (rc != 0) {
+			a->unsealable++;
+			if (rc == CN_ENOKEY)
+				a->unknown_key++;
+		} else {
+			uint8_t type = 0;
+			nng_pipe p = nng_msg_get_pipe(m);
+			cn_addr from = {0};
+			nng_sockaddr sa;
+			if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
+				from.family = CN_ADDR_V4;
+				memcpy(from.ip, &sa.s_in.sa_addr, 4);
+				from.port = ntohs(sa.s_in.sa_port);
+			} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET6) {
+				from.family = CN_ADDR_V6;
+				memcpy(from.ip, sa.s_in6.sa_addr, 16);
+				from.port = ntohs(sa.s_in6.sa_port);
+			}
+			if (cn_stream_peek_type(a->open_buf, plen, &type) == 0 &&
+			    (type == CN_MSG_KEY_OP)) {
+				cn_mp_writer w;
+				cn_mp_writer_init(&w, small, sizeof small);
+				serve_keyop(a, a->open_buf, plen, &w);
+				if (cn_mp_writer_end(&w, &reply_len) == 0)
+					reply = small;
+			} else if (cn_node_stream_serve(a->node, &from, a->open_buf, plen, now_ms, &reply,
+							&reply_len) != 0) {
+				reply = NULL;
+			}
+		}
+		nng_msg_free(m);
+		if (reply == NULL)
+			continue; /* the requester times out */
+		size_t slen;
+		if (cn_seal(&a->ring, CN_PLANE_STREAM, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX,
+			    reply, reply_len, a->seal_buf, CN_STREAM_MAX, &slen) != 0)
+			continue;
+		nng_msg *out;
+		if (nng_msg_alloc(&out, 0) == 0) {
+			if (nng_msg_append(out, a->seal_buf, slen) != 0 ||
+			    nng_sendmsg(a->stream_srv, out, NNG_FLAG_NONBLOCK) != 0)
+				nng_msg_free(out);
+		}
+	}
+}
+
+/* ---- key operations ---------------------------------------------------------- */
+
+int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES], char *err,
+			 size_t errcap)
+{
+	int rc = 0;
+	uint32_t id = key ? cn_key_id(key) : 0;
+	err[0] = '\0';
+	switch (op) {
+	case CN_KEYOP_LIST:
+		return 0;
+	case CN_KEYOP_INSTALL:
+		rc = cn_keyring_install(&a->ring, key, &id);
+		if (rc == CN_EEXIST)
+			return 0; /* idempotent across retries */
+		if (rc == CN_EFULL)
+			snprintf(err, errcap, "key ring full (%d keys): remove one first", CN_KEYRING_MAX);
+		break;
+	case CN_KEYOP_USE:
+		rc = cn_keyring_use(&a->ring, id);
+		if (rc == CN_ENOENT)
+			snprintf(err, errcap, "key %08x is not installed: install it first", (unsigned)id);
+		break;
+	case CN_KEYOP_REMOVE:
+		rc = cn_keyring_remove(&a->ring, id);
+		if (rc == CN_ENOENT)
+			return 0;
+		if (rc == CN_EPERM)
+			snprintf(err, errcap, "key %08x is the primary: use another key first", (unsigned)id);
+		break;
+	default:
+		return CN_EINVAL;
+	}
+	if (rc == 0 && (rc = save_keyring(a)) != 0)
+		snprintf(err, errcap, "cannot write key ring %s", a->keyring_path);
+	if (rc != 0 && err[0] == '\0')
+		snprintf(err, errcap, "%s", cn_strerror(rc));
+	if (rc == 0)
+		cn_agent_log("key ring: %s %08x", op == CN_KEYOP_INSTALL ? "installed"
+						  : op == CN_KEYOP_USE ? "now using" : "removed",
+			     (unsigned)id);
+	return rc;
+}
+
+static void fill_reply_ids(const cn_agent *a, cn_keyop_reply *rep)
+{
+	cn_keyring_entry e[CN_KEYRING_MAX];
+	size_t n = cn_keyring_list(&a->ring, e);
+	rep->n_ids = 0;
+	for (size_t i = 0; i < n && i < CN_KEYOP_KEYS_MAX; i++) {
+		rep->ids[rep->n_ids++] = e[i].id;
+		if (e[i].primary)
+			rep->primary = e[i].id;
+	}
+}
+
+static void serve_keyop(cn_agent *a, const uint8_t *plain, size_t len, cn_mp_writer *w)
+{
+	cn_keyop_req req;
+	cn_keyop_reply rep;
+	memset(&rep, 0, sizeof rep);
+	int rc = cn_keyop_req_decode(plain, len, &req);
+	if (rc != 0) {
+		rep.status = rc;
+		snprintf(rep.err, sizeof rep.err, "malformed key operation: %s", cn_strerror(rc));
+	} else if (req.op == CN_KEYOP_SYNC) {
+		/* Install what we lack; keep our primary (see maybe_keysync). */
+		for (uint32_t i = 0; i < req.n_ring && rep.status == 0; i++) {
+			uint32_t id;
+			if (cn_keyring_find(&a->ring, cn_key_id(req.ring[i])) != NULL)
+				continue;
+			rep.status = cn_keyring_install(&a->ring, req.ring[i], &id);
+			if (rep.status == 0) {
+				a->keysyncs_applied++;
+				cn_agent_log("key ring: installed %08x from a peer (catching up on a rotation)",
+					     (unsigned)id);
+				rep.status = save_keyring(a);
+			}
+		}
+	} else {
+		rep.status = cn_agent_keyop_apply(a, req.op, req.has_key ? req.key : NULL, rep.err,
+						  sizeof rep.err);
+	}
+	sodium_memzero(&req, sizeof req);
+	fill_reply_ids(a, &rep);
+	cn_keyop_reply_encode(w, &rep);
+}
+
+static void keyop_count_ids(cn_keyop *k, const uint32_t *ids, uint32_t n, uint32_t primary)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j;
+		for (j = 0; j < k->n_ids && k->ids[j] != ids[i]; j++)
+			;
+		if (j == k->n_ids) {
+			if (k->n_ids == sizeof k->ids / sizeof k->ids[0])
+				continue;
+			k->ids[k->n_ids++] = ids[i];
+		}
+		k->holders[j]++;
+		if (ids[i] == primary)
+			k->primaries[j]++;
+	}
+}
+
+static void handle_keyop_reply(cn_agent *a, cn_stream_req *r, const uint8_t *plain, size_t len)
+{
+	cn_keyop *k = &a->keyop;
+	if (!k->active)
+		return;
+	cn_keyop_reply rep;
+	int rc = plain ? cn_keyop_reply_decode(plain, len, &rep) : CN_ETIMEDOUT;
+	if (rc != 0) {
+		k->failed++;
+		cn_buf_printf(&k->failures, "%s: %s\n", r->peer,
+			      plain ? "malformed reply" : "no answer (down, unreachable, or a different key ring)");
+	} else if (rep.status != 0) {
+		k->failed++;
+		cn_buf_printf(&k->failures, "%s: %s\n", r->peer, rep.err[0] ? rep.err : cn_strerror(rep.status));
+	} else {
+		k->answered++;
+		keyop_count_ids(k, rep.ids, rep.n_ids, rep.primary);
+	}
+}
+
+/* ---- admin ---------------------------------------------------------------------- */
+
+static bool admin_uid_allowed(const cn_agent *a, nng_msg *m, uint64_t *uid_out)
+{
+	uint64_t uid = UINT64_MAX;
+	nng_pipe p = nng_msg_get_pipe(m);
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
+		return false;
+	*uid_out = uid;
+	return uid == 0 || uid == (uint64_t)geteuid() ||
+	       (a->opts.admin_uid >= 0 && uid == (uint64_t)a->opts.admin_uid);
+}
+
+static void admin_send(cn_agent *a, int status)
+{
+	size_t cap = a->reply.len + 64, len;
+	uint8_t *buf = malloc(cap);
+	if (buf == NULL)
+		return;
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, buf, cap);
+	cn_admin_reply_encode(&w, status, cn_buf_str(&a->reply), a->reply.len);
+	nng_msg *m;
+	if (cn_mp_writer_end(&w, &len) == 0 && nng_msg_alloc(&m, 0) == 0) {
+		if (nng_msg_append(m, buf, len) != 0 || nng_sendmsg(a->admin, m, NNG_FLAG_NONBLOCK) != 0)
+			nng_msg_free(m);
+	}
+	free(buf);
+}
+
+static void admin_readable(cn_agent *a, uint64_t now_ms)
+{
+	if (a->admin_deferred)
+		return; /* rep serves one request at a time; finish the first */
+	nng_msg *m;
+	if (nng_recvmsg(a->admin, &m, NNG_FLAG_NONBLOCK) != 0)
+		return;
+	cn_buf_reset(&a->reply);
+	uint64_t uid = UINT64_MAX;
+	int status;
+	cn_admin_req req;
+	if (!admin_uid_allowed(a, m, &uid)) {
+		a->admin_refused++;
+		cn_buf_printf(&a->reply, "permission denied: uid %llu may not administer this agent "
+			      "(allowed: root and uid %u)", (unsigned long long)uid, (unsigned)geteuid());
+		status = CN_EPERM;
+		cn_agent_log("admin: refused a request from uid %llu", (unsigned long long)uid);
+	} else if ((status = cn_admin_req_decode(nng_msg_body(m), nng_msg_len(m), &req)) != 0) {
+		cn_buf_printf(&a->reply, "malformed admin request: %s", cn_strerror(status));
+	} else {
+		status = cn_agent_admin(a, &req, now_ms);
+	}
+	nng_msg_free(m);
+	if (status == CN_EAGAIN) {
+		a->admin_deferred = true;
+		return;
+	}
+	admin_send(a, status);
+}
+
+static void keyop_check_done(cn_agent *a, uint64_t now_ms)
+{
+	cn_keyop *k = &a->keyop;
+	if (!k->active)
+		return;
+	bool pending = false;
+	for (size_t i = 0; i < CN_STREAMS_MAX; i++)
+		pending |= a->reqs[i].used && a->reqs[i].owner == OWNER_KEYOP;
+	if (pending && now_ms < k->deadline_ms)
+		return;
+	int status = cn_agent_keyop_finish(a);
+	k->active = false;
+	sodium_memzero(k->key, sizeof k->key);
+	if (a->admin_deferred) {
+		a->admin_deferred = false;
+		admin_send(a, status);
+	}
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+static void pipe_check_uid(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	/* Runs on an NNG thread: reads only immutable options, touches no
+	 * node state. Closing the pipe refuses the subscriber. */
+	const cn_agent *a = arg;
+	uint64_t uid;
+	(void)ev;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
+		return;
+	if (uid != 0 && uid != (uint64_t)geteuid() &&
+	    !(a->opts.admin_uid >= 0 && uid == (uint64_t)a->opts.admin_uid))
+		nng_pipe_close(p);
+}
+
+/* ---- setup ----------------------------------------------------------------------- */
+
+static int open_udp(cn_agent *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = to_sockaddr(&a->bind, &ss);
+	a->udp_fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (a->udp_fd < 0)
+		return -errno;
+	int big = 4 << 20;
+	setsockopt(a->udp_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	if (bind(a->udp_fd, (struct sockaddr *)&ss, sl) != 0)
+		return -errno;
+	return 0;
+}
+
+static int listen_ipc(nng_socket s, const char *path, unsigned mode)
+{
+	char url[CN_PATH_MAX + 16];
+	nng_listener l;
+	snprintf(url, sizeof url, "ipc://%s", path);
+	/* A socket file left by a killed agent would block the listener. Any
+	 * live agent on this data dir was ruled out by the store lock. */
+	unlink(path);
+	int rc = nng_listener_create(&l, s, url);
+	if (rc == 0)
+		rc = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, (int)mode);
+	if (rc == 0)
+		rc = nng_listener_start(l, 0);
+	return rc;
+}
+
+static int setup_sockets(cn_agent *a)
+{
+	char url[128], path[CN_PATH_MAX + 16];
+	int rc = open_udp(a);
+	if (rc != 0) {
+		char t[CN_ADDR_STR_MAX];
+		cn_addr_format(&a->bind, t, sizeof t);
+		cn_agent_log("error: cannot bind UDP %s: %s", t, strerror(-rc));
+		return CN_EIO;
+	}
+	url_of(&a->bind, url, sizeof url);
+	if ((rc = nng_rep0_open(&a->stream_srv)) != 0 ||
+	    (rc = nng_socket_set_size(a->stream_srv, NNG_OPT_RECVMAXSZ, CN_STREAM_MAX)) != 0 ||
+	    (rc = nng_listen(a->stream_srv, url, NULL, 0)) != 0 ||
+	    (rc = nng_socket_get_int(a->stream_srv, NNG_OPT_RECVFD, &a->stream_srv_fd)) != 0) {
+		cn_agent_log("error: cannot listen on %s: %s", url, nng_strerror(rc));
+		return CN_EIO;
+	}
+	snprintf(path, sizeof path, "%s/admin.sock", a->opts.data_dir);
+	if ((rc = nng_rep0_open(&a->admin)) != 0 ||
+	    (rc = nng_socket_set_size(a->admin, NNG_OPT_RECVMAXSZ, CN_ADMIN_REQUEST_MAX)) != 0 ||
+	    (rc = listen_ipc(a->admin, path, a->opts.admin_mode)) != 0 ||
+	    (rc = nng_socket_get_int(a->admin, NNG_OPT_RECVFD, &a->admin_fd)) != 0) {
+		cn_agent_log("error: cannot open admin socket %s: %s", path, nng_strerror(rc));
+		return CN_EIO;
+	}
+	snprintf(path, sizeof path, "%s/events.sock", a->opts.data_dir);
+	if ((rc = nng_pub0_open(&a->events)) != 0 ||
+	    (rc = nng_pipe_notify(a->events, NNG_PIPE_EV_ADD_POST, pipe_check_uid, a)) != 0 ||
+	    (rc = listen_ipc(a->events, path, a->opts.admin_mode)) != 0) {
+		cn_agent_log("error: cannot open event socket %s: %s", path, nng_strerror(rc));
+		return CN_EIO;
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	a->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	return a->sig_fd < 0 ? CN_EIO : 0;
+}
+
+static int setup(cn_agent *a, uint64_t now_ms)
+{
+	char err[512];
+	if (cn_crypto_init() != 0) {
+		cn_agent_log("error: libsodium failed to initialise");
+		return CN_EIO;
+	}
+	if (mkdir(a->opts.data_dir, 0700) != 0 && errno != EEXIST) {
+		cn_agent_log("error: cannot create data directory %s: %s", a->opts.data_dir, strerror(errno));
+		return CN_EIO;
+	}
+	if (resolve(a->opts.bind, &a->bind) != 0) {
+		cn_agent_log("error: --bind %s is not HOST:PORT", a->opts.bind);
+		return CN_EINVAL;
+	}
+	a->advertise = a->bind;
+	if (a->opts.advertise[0] && resolve(a->opts.advertise, &a->advertise) != 0) {
+		cn_agent_log("error: --advertise %s is not HOST:PORT", a->opts.advertise);
+		return CN_EINVAL;
+	}
+	bool unspecified = true;
+	for (int i = 0; i < 16; i++)
+		unspecified &= a->advertise.ip[i] == 0;
+	if (unspecified) {
+		cn_agent_log("error: bound to a wildcard address: give --advertise HOST:PORT so peers "
+			     "know where to reach this agent");
+		return CN_EINVAL;
+	}
+	if (a->opts.keyring[0])
+		snprintf(a->keyring_path, sizeof a->keyring_path, "%s", a->opts.keyring);
+	else
+		snprintf(a->keyring_path, sizeof a->keyring_path, "%s/keyring", a->opts.data_dir);
+	cn_keyring_init(&a->ring);
+	int rc = load_keyring(a);
+	if (rc != 0)
+		return rc;
+	cn_sigkey id;
+	if ((rc = load_identity(a, &id)) != 0)
+		return rc;
+	cn_sigkey_node_id(cn_sigkey_public(&id), a->node_id_hex);
+	cn_sigkey_wipe(&id);
+
+	if ((rc = cn_store_open(a->opts.data_dir, 0, &a->store, err, sizeof err)) != 0) {
+		cn_agent_log("error: %s", err);
+		return rc;
+	}
+	uint64_t inc = 0;
+	rc = cn_store_meta_get_u64(a->store, "incarnation", &inc);
+	if (rc != 0 && rc != CN_ENOENT) {
+		cn_agent_log("error: store: cannot read incarnation: %s", cn_strerror(rc));
+		return rc;
+	}
+	/* Start above anything we ever used; persist before anyone hears it. */
+	inc += 1;
+	if ((rc = cn_store_meta_put_u64(a->store, "incarnation", inc)) != 0) {
+		cn_agent_log("error: store: cannot write incarnation: %s", cn_strerror(rc));
+		return rc;
+	}
+	a->incarnation_saved = inc;
+
+	a->seal_buf = malloc(CN_STREAM_MAX);
+	a->open_buf = malloc(CN_STREAM_MAX);
+	if (a->seal_buf == NULL || a->open_buf == NULL)
+		return CN_ENOMEM;
+	if ((rc = setup_sockets(a)) != 0)
+		return rc;
+
+	cn_node_config cfg = a->opts.node;
+	snprintf(cfg.name, sizeof cfg.name, "%s", a->opts.name);
+	cfg.addr = a->advertise;
+	cfg.incarnation = inc;
+	cfg.meta = a->opts.meta;
+	cn_sysinfo_capacity(&cfg.meta, "");
+	cn_sysinfo_health(&cfg.meta, "");
+	uint64_t seed;
+	randombytes_buf(&seed, sizeof seed);
+	if ((rc = cn_node_new(&cfg, NULL, seed, now_ms, &a->node)) != 0) {
+		cn_agent_log("error: bad node configuration: %s", cn_strerror(rc));
+		return rc;
+	}
+	char t[CN_ADDR_STR_MAX];
+	cn_addr_format(&a->advertise, t, sizeof t);
+	cn_agent_log("agent %s (node id %s) at %s, incarnation %llu, %zu key(s), data %s", cfg.name,
+		     a->node_id_hex, t, (unsigned long long)inc, cn_keyring_count(&a->ring),
+		     a->opts.data_dir);
+	if (a->opts.n_seeds > 0) {
+		cn_addr seeds[CN_SEEDS_MAX];
+		size_t n = 0;
+		for (size_t i = 0; i < a->opts.n_seeds; i++) {
+			if (resolve(a->opts.seeds[i], &seeds[n]) != 0) {
+				cn_agent_log("error: --seed %s does not resolve", a->opts.seeds[i]);
+				return CN_EINVAL;
+			}
+			if (!cn_addr_eq(&seeds[n], &a->advertise))
+				n++;
+		}
+		if (n > 0)
+			cn_node_join(a->node, seeds, n, now_ms);
+	}
+	a->next_health_ms = now_ms + CN_HEALTH_INTERVAL_MS;
+	return 0;
+}
+
+static void teardown(cn_agent *a)
+{
+	for (size_t i = 0; i < CN_STREAMS_MAX; i++)
+		if (a->reqs[i].used)
+			stream_close(a, &a->reqs[i]);
+	nng_close(a->stream_srv);
+	nng_close(a->admin);
+	nng_close(a->events);
+	if (a->udp_fd >= 0)
+		close(a->udp_fd);
+	if (a->sig_fd >= 0)
+		close(a->sig_fd);
+	char path[CN_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/admin.sock", a->opts.data_dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/events.sock", a->opts.data_dir);
+	unlink(path);
+	cn_node_free(a->node);
+	cn_store_close(a->store);
+	cn_keyring_wipe(&a->ring);
+	free(a->seal_buf);
+	free(a->open_buf);
+	cn_buf_free(&a->reply);
+	cn_buf_free(&a->keyop.failures);
+}
+
+static void sample_health(cn_agent *a, uint64_t now_ms)
+{
+	cn_member self;
+	cn_node_self(a->node, &self);
+	cn_meta m = self.meta;
+	cn_sysinfo_health(&m, "");
+	/* Quantize so that noise does not gossip: load to 0.1, memory to
+	 * 64 MiB. Placement never reads health, only operators do. */
+	m.load_milli = (m.load_milli + 50) / 100 * 100;
+	m.mem_free_mb = (m.mem_free_mb + 32) / 64 * 64;
+	if (memcmp(&m, &self.meta, sizeof m) != 0)
+		cn_node_set_meta(a->node, &m, now_ms);
+}
+
+static void start_leave(cn_agent *a, uint64_t now_ms)
+{
+	if (a->leaving)
+		return;
+	a->leaving = true;
+	a->leave_deadline_ms = now_ms + CN_LEAVE_TIMEOUT_MS;
+	cn_agent_log("leaving the fleet");
+	cn_node_leave(a->node, now_ms);
+}
+
+static int loop(cn_agent *a)
+{
+	struct pollfd pfd[4 + CN_STREAMS_MAX];
+	cn_stream_req *pmap[4 + CN_STREAMS_MAX];
+	while (!a->stop) {
+		uint64_t now = cn_agent_now_ms();
+		cn_node_tick(a->node, now);
+		for (size_t i = 0; i < CN_STREAMS_MAX; i++) {
+			cn_stream_req *r = &a->reqs[i];
+			if (r->used && now >= r->deadline_ms)
+				stream_done(a, r, NULL, 0, now);
+		}
+		keyop_check_done(a, now);
+		if (!a->leaving && now >= a->next_health_ms) {
+			sample_health(a, now);
+			a->next_health_ms = now + CN_HEALTH_INTERVAL_MS;
+		}
+		flush_outbox(a, now);
+		if (a->leaving && (cn_node_leave_done(a->node) || now >= a->leave_deadline_ms)) {
+			cn_agent_log("left the fleet");
+			break;
+		}
+
+		uint64_t deadline = cn_node_deadline(a->node);
+		if (deadline > a->next_health_ms)
+			deadline = a->next_health_ms;
+		size_t n = 0;
+		pfd[n] = (struct pollfd){.fd = a->udp_fd, .events = POLLIN};
+		pmap[n++] = NULL;
+		pfd[n] = (struct pollfd){.fd = a->stream_srv_fd, .events = POLLIN};
+		pmap[n++] = NULL;
+		pfd[n] = (struct pollfd){.fd = a->admin_fd, .events = a->admin_deferred ? 0 : POLLIN};
+		pmap[n++] = NULL;
+		pfd[n] = (struct pollfd){.fd = a->sig_fd, .events = POLLIN};
+		pmap[n++] = NULL;
+		for (size_t i = 0; i < CN_STREAMS_MAX; i++) {
+			if (!a->reqs[i].used)
+				continue;
+			if (a->reqs[i].deadline_ms < deadline)
+				deadline = a->reqs[i].deadline_ms;
+			pfd[n] = (struct pollfd){.fd = a->reqs[i].fd, .events = POLLIN};
+			pmap[n++] = &a->reqs[i];
+		}
+		if (a->keyop.active && a->keyop.deadline_ms < deadline)
+			deadline = a->keyop.deadline_ms;
+		if (a->leaving && a->leave_deadline_ms < deadline)
+			deadline = a->leave_deadline_ms;
+		now = cn_agent_now_ms();
+		int timeout = deadline <= now ? 0 : (int)(deadline - now > 1000 ? 1000 : deadline - now);
+		if (a->leaving && timeout > 50)
+			timeout = 50;
+		int ready = poll(pfd, n, timeout);
+		if (ready < 0 && errno != EINTR) {
+			cn_agent_log("error: poll: %s", strerror(errno));
+			return 1;
+		}
+		if (ready <= 0)
+			continue;
+		now = cn_agent_now_ms();
+		if (pfd[0].revents & POLLIN)
+			udp_readable(a, now);
+		if (pfd[1].revents & POLLIN)
+			stream_srv_readable(a, now);
+		if (pfd[2].revents & POLLIN)
+			admin_readable(a, now);
+		if (pfd[3].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(a->sig_fd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+					if (a->leaving)
+						a->stop = true; /* second signal: stop now */
+					start_leave(a, now);
+				}
+			}
+		}
+		for (size_t i = 4; i < n; i++)
+			if ((pfd[i].revents & POLLIN) && pmap[i]->used)
+				stream_readable(a, pmap[i], now);
+	}
+	return 0;
+}
+
+void cn_agent_request_leave(cn_agent *a, uint64_t now_ms)
+{
+	start_leave(a, now_ms);
+}
+
+int cn_agent_main(int argc, char **argv)
+{
+	cn_agent *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return 1;
+	a->udp_fd = -1;
+	a->sig_fd = -1;
+	cn_buf_init(&a->reply, CN_ADMIN_REPLY_MAX - 64);
+	cn_buf_init(&a->keyop.failures, 64 * 1024);
+	if (cn_agent_opts_parse(argc, argv, &a->opts) != 0) {
+		free(a);
+		return 2;
+	}
+	int code = 1;
+	if (setup(a, cn_agent_now_ms()) == 0)
+		code = loop(a);
+	teardown(a);
+	free(a);
+	nng_fini();
+	return code;
+}
