@@ -1,0 +1,117 @@
+/* Unit tests for core/suspicion: the Lifeguard timeout formula, the
+ * confirmation rules and the suspect table (index + deadline heap). */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/suspicion.h"
+#include "util/rng.h"
+
+START_TEST(min_formula_known_points)
+{
+	/* mult 4, interval 1 s: small clusters floor at log10 = 1. */
+	ck_assert_uint_eq(cn_suspicion_min_ms(4, 0, 1000), 4000);
+	ck_assert_uint_eq(cn_suspicion_min_ms(4, 1, 1000), 4000);
+	ck_assert_uint_eq(cn_suspicion_min_ms(4, 10, 1000), 4000);
+	ck_assert_uint_eq(cn_suspicion_min_ms(4, 100, 1000), 8000);
+	ck_assert_uint_eq(cn_suspicion_min_ms(4, 1000, 1000), 12000);
+	ck_assert_uint_eq(cn_suspicion_min_ms(5, 10000, 200), 4000);
+}
+END_TEST
+
+START_TEST(timeout_formula_known_points)
+{
+	/* min 2 s, max 30 s, k 3 (memberlist's published table). */
+	ck_assert_uint_eq(cn_suspicion_timeout_ms(0, 3, 2000, 30000), 30000);
+	ck_assert_uint_eq(cn_suspicion_timeout_ms(1, 3, 2000, 30000), 16000);
+	ck_assert_uint_eq(cn_suspicion_timeout_ms(2, 3, 2000, 30000), 7810);
+	ck_assert_uint_eq(cn_suspicion_timeout_ms(3, 3, 2000, 30000), 2000);
+	ck_assert_uint_eq(cn_suspicion_timeout_ms(9, 3, 2000, 30000), 2000);
+	/* k < 1: nobody can confirm, use min at once. */
+	ck_assert_uint_eq(cn_suspicion_timeout_ms(0, 0, 2000, 30000), 2000);
+}
+END_TEST
+
+START_TEST(only_distinct_confirmers_count)
+{
+	cn_suspicion s;
+	cn_suspicion_start(&s, 7, 1, 3, 2000, 30000, 100);
+	ck_assert_uint_eq(s.deadline_ms, 30100);
+	ck_assert(!cn_suspicion_confirm(&s, 1)); /* the accuser */
+	ck_assert(cn_suspicion_confirm(&s, 2));
+	ck_assert_uint_eq(s.deadline_ms, 16100);
+	ck_assert(!cn_suspicion_confirm(&s, 2)); /* repeat */
+	ck_assert(cn_suspicion_confirm(&s, 3));
+	ck_assert(cn_suspicion_confirm(&s, 4));
+	ck_assert_uint_eq(s.deadline_ms, 2100);
+	ck_assert(!cn_suspicion_confirm(&s, 5)); /* beyond k */
+	ck_assert_uint_eq(s.confirmations, 3);
+}
+END_TEST
+
+START_TEST(table_orders_deadlines)
+{
+	cn_suspicion_table t;
+	cn_suspicion_table_init(&t);
+	cn_rng rng;
+	cn_rng_seed(&rng, 3);
+	enum { N = 500 };
+	for (uint32_t i = 0; i < N; i++) {
+		cn_suspicion s;
+		uint64_t min = 1000 + cn_rng_below(&rng, 5000);
+		cn_suspicion_start(&s, i * 3, 9999, 3, min, 6 * min, cn_rng_below(&rng, 1000));
+		ck_assert_int_eq(cn_suspicion_table_add(&t, &s), 0);
+	}
+	/* Confirmations move deadlines earlier; removals punch holes. */
+	for (uint32_t i = 0; i < N; i += 7)
+		ck_assert(cn_suspicion_table_confirm(&t, i * 3, 42));
+	for (uint32_t i = 0; i < N; i += 5)
+		ck_assert(cn_suspicion_table_remove(&t, i * 3));
+	ck_assert(!cn_suspicion_table_remove(&t, 0));
+	ck_assert_ptr_null(cn_suspicion_table_find(&t, 5 * 3));
+	ck_assert_ptr_nonnull(cn_suspicion_table_find(&t, 1 * 3));
+	uint64_t last = 0;
+	uint32_t popped = 0;
+	cn_suspicion s;
+	while (cn_suspicion_table_pop_expired(&t, UINT64_MAX - 1, &s)) {
+		ck_assert_uint_ge(s.deadline_ms, last);
+		last = s.deadline_ms;
+		popped++;
+	}
+	ck_assert_uint_eq(popped, N - N / 5);
+	ck_assert_uint_eq(cn_suspicion_table_next_ms(&t), UINT64_MAX);
+	cn_suspicion_table_free(&t);
+}
+END_TEST
+
+START_TEST(pop_respects_now)
+{
+	cn_suspicion_table t;
+	cn_suspicion_table_init(&t);
+	cn_suspicion s;
+	cn_suspicion_start(&s, 1, 2, 0, 4000, 24000, 0);
+	ck_assert_int_eq(cn_suspicion_table_add(&t, &s), 0);
+	ck_assert_uint_eq(cn_suspicion_table_next_ms(&t), 4000);
+	ck_assert(!cn_suspicion_table_pop_expired(&t, 3999, &s));
+	ck_assert(cn_suspicion_table_pop_expired(&t, 4000, &s));
+	ck_assert_uint_eq(s.ident, 1);
+	cn_suspicion_table_free(&t);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("suspicion");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, min_formula_known_points);
+	tcase_add_test(tc, timeout_formula_known_points);
+	tcase_add_test(tc, only_distinct_confirmers_count);
+	tcase_add_test(tc, table_orders_deadlines);
+	tcase_add_test(tc, pop_respects_now);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
