@@ -54,6 +54,12 @@ typedef struct cn_node_config {
 	uint32_t join_retry_max_ms;    /* join backoff ceiling (30000) */
 	uint32_t max_members;          /* table limit (65536) */
 	bool lifeguard;                /* awareness, dynamic suspicion, buddy (true) */
+	/* Added after the first contract; 0 means "the default" so callers
+	 * written before them keep working. */
+	uint32_t gossip_to_dead_ms;    /* keep gossiping to a failed member this
+					* long so it can hear of it and refute (30000) */
+	uint32_t queue_max;            /* broadcast queue bound; beyond it the most
+					* sent update is dropped (4096) */
 } cn_node_config;
 
 void cn_node_config_default(cn_node_config *cfg);
@@ -114,6 +120,11 @@ typedef struct cn_node_stats {
 	uint64_t suspicions, refutations, deaths_declared;
 	uint64_t streams_out, stream_failures, pushpulls_served;
 	uint64_t gossip_sent, gossip_dropped;
+	/* Added: */
+	uint64_t misdirected;          /* pings/ping-reqs for another name at our address */
+	uint64_t members_refused;      /* new members refused: table at max_members */
+	uint64_t outputs_dropped;      /* outbox full (caller not draining) */
+	uint64_t streams_in;           /* stream requests served, any type */
 } cn_node_stats;
 
 /* Create a node. cfg is copied. pool may be NULL (the node makes a private
@@ -177,5 +188,11 @@ uint32_t cn_node_health_score(const cn_node *n);
 const cn_node_stats *cn_node_stats_get(const cn_node *n);
 /* Estimated round trip between two members' coordinates, or CN_ENOENT. */
 int cn_node_rtt_ms(const cn_node *n, const char *a, const char *b, double *rtt_ms);
+
+/* Added: check every numbered invariant of node.c, including the O(N)
+ * ones that debug builds otherwise only check once per probe pass.
+ * Aborts (assert) on a violation; a no-op when built with NDEBUG. For
+ * tests and the simulator's paranoid mode. */
+void cn_node_assert_invariants(const cn_node *n);
 
 #endif
