@@ -57,6 +57,10 @@ enum {
 	CN_ACCEL_MAX = 4,          /* accelerator kinds per member */
 	CN_ACCEL_KIND_MAX = 16,
 	CN_META_WIRE_MAX = 1024,   /* encoded member metadata */
+	/* Sum of all label key and value bytes of one member. Without it 16
+	 * maximal labels (16 x 96 bytes) alone would overflow
+	 * CN_META_WIRE_MAX; wire/msg.c checks the worst case statically. */
+	CN_LABELS_TEXT_MAX = 768,
 	CN_COORD_DIM = 8,          /* Vivaldi dimensions */
 	CN_PUSHPULL_MEMBERS_MAX = 65536,
 	CN_POLICY_KIND_MAX = 16,
