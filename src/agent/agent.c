@@ -16,6 +16,7 @@
 #include <nng/transport/ipc/ipc.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -255,6 +256,10 @@ static void send_datagram(cn_agent *a, const cn_addr *to, const uint8_t *data, s
 static void stream_close(cn_agent *a, cn_stream_req *r)
 {
 	(void)a;
+	if (r->pending) {
+		nng_msg_free(r->pending);
+		r->pending = NULL;
+	}
 	nng_close(r->sock);
 	r->used = false;
 }
@@ -267,6 +272,15 @@ static void core_stream_failed(cn_agent *a, uint32_t core_id, uint64_t now_ms)
 static int stream_start_key(cn_agent *a, uint8_t owner, const cn_addr *to, const char *peer,
 			    const uint8_t *plain, size_t len, uint64_t now_ms, uint32_t seal_key_id,
 			    cn_stream_req **out);
+
+/* Hand a waiting request to NNG if it can take it without blocking. */
+static void stream_try_send(cn_stream_req *r)
+{
+	if (r->pending == NULL)
+		return;
+	if (nng_sendmsg(r->sock, r->pending, NNG_FLAG_NONBLOCK) == 0)
+		r->pending = NULL; /* NNG owns it now */
+}
 
 int cn_agent_stream_start(cn_agent *a, uint8_t owner, const cn_addr *to, const char *peer,
 			  const uint8_t *plain, size_t len, uint64_t now_ms, cn_stream_req **out)
@@ -318,15 +332,23 @@ static int stream_start_key(cn_agent *a, uint8_t owner, const cn_addr *to, const
 	nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_msg *m = NULL;
-	if (nng_dial(r->sock, url, NULL, NNG_FLAG_NONBLOCK) != 0 ||
-	    nng_socket_get_int(r->sock, NNG_OPT_RECVFD, &r->fd) != 0 ||
-	    nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, a->seal_buf, slen) != 0 ||
-	    nng_sendmsg(r->sock, m, NNG_FLAG_NONBLOCK) != 0) {
+	int nrc;
+	/* The dial completes in the background; until a connection exists
+	 * the request cannot be handed to NNG without blocking, so it waits
+	 * in r->pending and the loop polls NNG_OPT_SENDFD for the moment it
+	 * can go. */
+	if ((nrc = nng_dial(r->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0 ||
+	    (nrc = nng_socket_get_int(r->sock, NNG_OPT_RECVFD, &r->fd)) != 0 ||
+	    (nrc = nng_socket_get_int(r->sock, NNG_OPT_SENDFD, &r->send_fd)) != 0 ||
+	    (nrc = nng_msg_alloc(&m, 0)) != 0 || (nrc = nng_msg_append(m, a->seal_buf, slen)) != 0) {
+		cn_agent_log("stream to %s: %s", url, nng_strerror(nrc));
 		if (m)
 			nng_msg_free(m);
 		nng_close(r->sock);
 		return CN_EIO;
 	}
+	r->pending = m;
+	stream_try_send(r);
 	r->used = true;
 	r->owner = owner;
 	snprintf(r->peer, sizeof r->peer, "%s", peer ? peer : "");
@@ -1003,6 +1025,7 @@ static void start_leave(cn_agent *a, uint64_t now_ms)
 static int loop(cn_agent *a)
 {
 	struct pollfd pfd[4 + CN_STREAMS_MAX];
+	assert(CN_STREAMS_MAX > 0);
 	cn_stream_req *pmap[4 + CN_STREAMS_MAX];
 	while (!a->stop) {
 		uint64_t now = cn_agent_now_ms();
@@ -1040,7 +1063,8 @@ static int loop(cn_agent *a)
 				continue;
 			if (a->reqs[i].deadline_ms < deadline)
 				deadline = a->reqs[i].deadline_ms;
-			pfd[n] = (struct pollfd){.fd = a->reqs[i].fd, .events = POLLIN};
+			pfd[n] = (struct pollfd){.fd = a->reqs[i].pending ? a->reqs[i].send_fd : a->reqs[i].fd,
+						 .events = POLLIN};
 			pmap[n++] = &a->reqs[i];
 		}
 		if (a->keyop.active && a->keyop.deadline_ms < deadline)
@@ -1075,9 +1099,14 @@ static int loop(cn_agent *a)
 				}
 			}
 		}
-		for (size_t i = 4; i < n; i++)
-			if ((pfd[i].revents & POLLIN) && pmap[i]->used)
+		for (size_t i = 4; i < n; i++) {
+			if (!(pfd[i].revents & POLLIN) || !pmap[i]->used)
+				continue;
+			if (pmap[i]->pending)
+				stream_try_send(pmap[i]);
+			else
 				stream_readable(a, pmap[i], now);
+		}
 	}
 	return 0;
 }

@@ -44,7 +44,9 @@ typedef struct cn_stream_req {
 	uint32_t core_id;    /* the node's stream id, OWNER_CORE */
 	char peer[CN_NAME_MAX + 1];
 	nng_socket sock;
-	int fd;
+	int fd;              /* NNG_OPT_RECVFD: the reply is here */
+	int send_fd;         /* NNG_OPT_SENDFD: the request can go now */
+	nng_msg *pending;    /* request not yet taken by NNG (still connecting) */
 	uint64_t deadline_ms;
 } cn_stream_req;
 
@@ -70,7 +72,7 @@ typedef struct cn_agent {
 	cn_addr bind, advertise;
 	cn_node *node;
 	cn_keyring ring;
-	char keyring_path[CN_PATH_MAX];
+	char keyring_path[CN_PATH_MAX + 16];
 	cn_store *store;
 	uint64_t incarnation_saved;
 

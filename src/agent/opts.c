@@ -47,7 +47,8 @@ static const struct tunable tunables[] = {
 	T(probe_interval_ms), T(probe_timeout_ms), T(indirect_checks), T(retransmit_mult),
 	T(suspicion_mult), T(suspicion_max_mult), T(awareness_max), T(gossip_interval_ms),
 	T(gossip_nodes), T(pushpull_interval_ms), T(reconnect_interval_ms), T(dead_reap_ms),
-	T(meta_min_interval_ms), T(join_retry_max_ms), T(max_members),
+	T(meta_min_interval_ms), T(join_retry_max_ms), T(max_members), T(gossip_to_dead_ms),
+	T(queue_max),
 };
 #undef T
 
@@ -276,6 +277,20 @@ int cn_agent_opts_parse(int argc, char **argv, cn_agent_opts *o)
 	if (rc == 0 && o->data_dir[0] == '\0') {
 		fprintf(stderr, "canopy agent: --data-dir is required\n");
 		rc = CN_EINVAL;
+	}
+	if (rc == 0) {
+		/* A faster probe interval alone implies a proportionally
+		 * shorter direct-ack timeout (half, as in the defaults). */
+		cn_node_config d;
+		cn_node_config_default(&d);
+		if (o->node.probe_interval_ms != d.probe_interval_ms &&
+		    o->node.probe_timeout_ms == d.probe_timeout_ms)
+			o->node.probe_timeout_ms = o->node.probe_interval_ms / 2 ? o->node.probe_interval_ms / 2 : 1;
+		if (o->node.probe_timeout_ms > o->node.probe_interval_ms) {
+			fprintf(stderr, "canopy agent: probe_timeout_ms (%u) must not exceed "
+				"probe_interval_ms (%u)\n", o->node.probe_timeout_ms, o->node.probe_interval_ms);
+			rc = CN_EINVAL;
+		}
 	}
 	if (rc == 0 && o->bind[0] == '\0')
 		snprintf(o->bind, sizeof o->bind, "0.0.0.0:%d", CN_AGENT_PORT_DEFAULT);

@@ -9,9 +9,12 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+/* Bounded copy that always terminates; truncation is fine for OS names. */
 static void copy(char *dst, size_t cap, const char *src)
 {
-	snprintf(dst, cap, "%s", src);
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 static const char *arch_name(const char *machine)

@@ -234,8 +234,9 @@ int cn_cli_main(int argc, char **argv)
 	cli_opts o = {0};
 	const char *cmd = argv[0];
 	int c;
+	/* Options may follow the arguments (`canopy keys install KEY --json`). */
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': o.data_dir = optarg; break;
 		case 's': o.socket = optarg; break;
