@@ -587,6 +587,114 @@ START_TEST(partition_heals_by_itself)
 }
 END_TEST
 
+START_TEST(long_partition_heals_by_itself)
+{
+	/* Apart for ten minutes: long past gossip_to_dead_ms, so nothing but
+	 * the reconnect timer can bring the halves back together. */
+	enum { N = 12 };
+	net t;
+	net_init(&t, N, 13, true);
+	start_and_join(&t, N);
+	ck_assert_uint_ne(net_run_until(&t, all_alive, NULL, 60000), UINT64_MAX);
+	for (int i = 0; i < N; i++)
+		t.nodes[i].group = i % 3 == 0; /* uneven halves: 4 and 8 */
+	ck_assert_uint_ne(net_run_until(&t, side_sees_other_failed, NULL, 180000), UINT64_MAX);
+	net_run(&t, 600000);
+	for (int i = 0; i < N; i++)
+		t.nodes[i].group = 0;
+	uint64_t healed = net_run_until(&t, all_alive, NULL, 180000);
+	printf("long partition: healed %llu ms after the network came back\n",
+	       (unsigned long long)healed);
+	ck_assert_uint_ne(healed, UINT64_MAX);
+	check_invariants(&t);
+	net_free(&t);
+}
+END_TEST
+
+START_TEST(whole_fleet_restart_rejoins)
+{
+	enum { N = 10 };
+	net t;
+	net_init(&t, N, 14, true);
+	start_and_join(&t, N);
+	ck_assert_uint_ne(net_run_until(&t, all_alive, NULL, 60000), UINT64_MAX);
+	/* Power cut: everyone restarts with a higher incarnation; the seed
+	 * (node 0) comes back 20 s after the others, which must keep retrying. */
+	for (int i = 0; i < N; i++) {
+		cn_member me;
+		cn_node_self(t.nodes[i].node, &me);
+		node_stop(&t, i);
+		t.nodes[i].cfg.incarnation = me.incarnation + 1;
+	}
+	cn_addr seed = node_addr(0);
+	for (int i = 1; i < N; i++) {
+		node_start(&t, i);
+		ck_assert_int_eq(cn_node_join(t.nodes[i].node, &seed, 1, t.now_ms), 0);
+		drain_all(&t);
+	}
+	net_run(&t, 20000);
+	for (int i = 1; i < N; i++)
+		ck_assert_uint_eq(cn_node_member_count(t.nodes[i].node), 1);
+	node_start(&t, 0);
+	drain_all(&t);
+	uint64_t took = net_run_until(&t, all_alive, NULL, 120000);
+	printf("fleet restart: all %d alive %llu ms after the seed returned\n", N,
+	       (unsigned long long)took);
+	ck_assert_uint_ne(took, UINT64_MAX);
+	ck_assert_uint_le(took, 35000); /* within one maximal join backoff */
+	check_invariants(&t);
+	net_free(&t);
+}
+END_TEST
+
+START_TEST(failed_members_are_reaped)
+{
+	enum { N = 6, VICTIM = 4 };
+	net t;
+	net_init(&t, N, 15, true);
+	for (int i = 0; i < N; i++)
+		t.nodes[i].cfg.dead_reap_ms = 60000;
+	start_and_join(&t, N);
+	ck_assert_uint_ne(net_run_until(&t, all_alive, NULL, 30000), UINT64_MAX);
+	t.nodes[VICTIM].crashed = true;
+	who_state w = {VICTIM, CN_STATE_DEAD};
+	ck_assert_uint_ne(net_run_until(&t, all_see, &w, 60000), UINT64_MAX);
+	net_run(&t, 90000); /* reap age + one probe pass */
+	for (int i = 0; i < N; i++) {
+		if (i == VICTIM)
+			continue;
+		ck_assert_uint_eq(cn_node_member_count(t.nodes[i].node), N - 1);
+		ck_assert_uint_eq(state_in(&t, i, VICTIM), 255);
+	}
+	ck_assert_uint_eq(count_events(&t, CN_EV_REAP, t.nodes[VICTIM].cfg.name), N - 1);
+	check_invariants(&t);
+	net_free(&t);
+}
+END_TEST
+
+START_TEST(lossy_network_no_false_failures)
+{
+	enum { N = 32 };
+	net t;
+	net_init(&t, N, 16, true);
+	t.loss = 0.05;
+	start_and_join(&t, N);
+	ck_assert_uint_ne(net_run_until(&t, all_alive, NULL, 60000), UINT64_MAX);
+	uint64_t s0 = t.ev_count[CN_EV_SUSPECT];
+	net_run(&t, 300000);
+	uint64_t probes = 0;
+	for (int i = 0; i < N; i++)
+		probes += cn_node_stats_get(t.nodes[i].node)->probes;
+	printf("5%% loss, %d nodes, 5 min: %llu probes, %llu suspicion events, %llu failures\n",
+	       N, (unsigned long long)probes, (unsigned long long)(t.ev_count[CN_EV_SUSPECT] - s0),
+	       (unsigned long long)t.ev_count[CN_EV_FAILED]);
+	ck_assert_uint_eq(t.ev_count[CN_EV_FAILED], 0);
+	ck_assert(all_alive(&t, NULL));
+	check_invariants(&t);
+	net_free(&t);
+}
+END_TEST
+
 static bool all_see_meta(const net *t, const void *arg)
 {
 	const int *who = arg;
@@ -798,6 +906,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, garbage_only_counts_decode_errors);
 	tcase_add_test(tc, rejoin_at_new_address_updates_views);
 	tcase_add_test(tc, incompatible_member_recorded_not_probed);
+	tcase_add_test(tc, long_partition_heals_by_itself);
+	tcase_add_test(tc, whole_fleet_restart_rejoins);
+	tcase_add_test(tc, failed_members_are_reaped);
+	tcase_add_test(tc, lossy_network_no_false_failures);
 	suite_add_tcase(s, tc);
 	return s;
 }

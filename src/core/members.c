@@ -126,6 +126,30 @@ void cn_members_shuffle(cn_members *m, cn_rng *rng)
 		cn_members_swap(m, i - 1, (uint32_t)cn_rng_below(rng, i));
 }
 
+void cn_members_compact(cn_members *m)
+{
+	uint32_t want = m->count + m->count / 16 + 4;
+	if (m->cap > want + want / 8 && m->count > 0) {
+		cn_member_rec *r = realloc(m->recs, (size_t)want * sizeof *r);
+		if (r != NULL) { /* a failed shrink changes nothing */
+			m->recs = r;
+			m->cap = want;
+		}
+	}
+	uint32_t top = 0; /* highest ident + 1 */
+	for (uint32_t i = 0; i < m->count; i++)
+		top = m->recs[i].ident + 1 > top ? m->recs[i].ident + 1 : top;
+	uint32_t keep = top + top / 16 + 16;
+	if (m->slot_of_cap > keep + keep / 8) {
+		uint32_t *s = realloc(m->slot_of, (size_t)keep * sizeof *s);
+		if (s != NULL) {
+			m->slot_of = s;
+			m->slot_of_cap = keep;
+		}
+	}
+	assert(m->cap >= m->count);
+}
+
 bool cn_members_check(const cn_members *m)
 {
 	uint32_t n[CN_STATE_MAX_ + 1] = {0};

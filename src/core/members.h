@@ -76,6 +76,9 @@ void cn_members_set_state(cn_members *m, cn_member_rec *r, uint8_t state, uint64
 uint64_t cn_members_changed_ms(const cn_members *m, const cn_member_rec *r);
 /* Fisher-Yates over the records (keeps slot_of right). */
 void cn_members_shuffle(cn_members *m, cn_rng *rng);
+/* Give back slack capacity (growth leaves up to a third unused; at 10^8
+ * entries that is a gigabyte). O(N): call once per probe pass. */
+void cn_members_compact(cn_members *m);
 /* Verify M1..M3 (O(N); for debug builds and tests). */
 bool cn_members_check(const cn_members *m);
 

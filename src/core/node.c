@@ -156,6 +156,8 @@ struct cn_node {
 	probe_state probe;
 	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms;
 	fwd_state fwd[CN_FWD_MAX];
+	uint32_t fwd_used;         /* slots in use: skip the scans when 0 */
+	uint64_t gossip_nomem;     /* broadcasts lost to allocation failure */
 
 	cn_addr seeds[CN_SEEDS_MAX];
 	uint32_t seed_ident[CN_SEEDS_MAX]; /* last name heard at the seed + 1; 0 none */
@@ -277,10 +279,8 @@ static void emit_event(cn_node *n, uint8_t type, const cn_member_rec *r)
 static void broadcast(cn_node *n, uint32_t ident, uint8_t kind, uint32_t from)
 {
 	if (cn_queue_push(&n->queue, ident, kind, from) != 0)
-		n->stats.gossip_dropped++;
-	n->stats.gossip_dropped = n->queue.dropped > n->stats.gossip_dropped
-					  ? n->queue.dropped
-					  : n->stats.gossip_dropped;
+		n->gossip_nomem++;
+	n->stats.gossip_dropped = n->queue.dropped + n->gossip_nomem;
 }
 
 static void set_incarnation(cn_member_rec *r, uint64_t inc)
@@ -311,6 +311,7 @@ static void assert_node_invariants(const cn_node *n, bool full)
 	assert(cn_queue_len(&n->queue) <= n->cfg.queue_max);                        /* I4 */
 	assert(cn_outbox_len(&n->out) <= CN_OUTBOX_MAX);                            /* I4 */
 	assert(!n->probe.active || cn_members_find(&n->members, n->probe.target)); /* I5 */
+	assert(n->fwd_used <= CN_FWD_MAX);
 	assert(cn_awareness_score(&n->aware) < n->cfg.awareness_max);              /* I6 */
 	assert(n->cfg.lifeguard || cn_awareness_score(&n->aware) == 0);            /* I6 */
 	if (!full)
@@ -793,6 +794,7 @@ static void end_of_pass(cn_node *n)
 {
 	assert_node_invariants(n, true); /* O(N), once per N probes */
 	reap(n);
+	cn_members_compact(&n->members);
 	cn_members_shuffle(&n->members, &n->rng);
 	n->probe_index = 0;
 }
@@ -1014,6 +1016,7 @@ static void on_ping_req(cn_node *n, const cn_addr *from, const cn_msg_ping_req *
 		return;
 	}
 	fwd_state *f = fwd_slot(n);
+	n->fwd_used += !f->used;
 	*f = (fwd_state){.used = true, .want_nack = req->want_nack, .seq_local = ++n->seq,
 			 .seq_origin = req->seq, .origin = *from,
 			 .nack_at_ms = n->now_ms + nack_timeout_ms(n)};
@@ -1031,7 +1034,7 @@ static void on_ack(cn_node *n, const cn_addr *from, const cn_msg_ack *ack)
 		probe_acked(n, from, ack);
 		return;
 	}
-	for (int i = 0; i < CN_FWD_MAX; i++) {
+	for (int i = 0; i < CN_FWD_MAX && n->fwd_used > 0; i++) {
 		fwd_state *f = &n->fwd[i];
 		if (!f->used || f->seq_local != ack->seq)
 			continue;
@@ -1040,6 +1043,7 @@ static void on_ack(cn_node *n, const cn_addr *from, const cn_msg_ack *ack)
 		m.u.ack.seq = f->seq_origin;
 		strcpy(m.u.ack.source, ack->source);
 		f->used = false;
+		n->fwd_used--;
 		send_simple(n, &f->origin, &m, UINT32_MAX);
 		return;
 	}
@@ -1293,11 +1297,12 @@ int cn_node_stream_result(cn_node *n, uint32_t stream_id, const uint8_t *reply, 
 
 static void fwd_tick(cn_node *n)
 {
-	for (int i = 0; i < CN_FWD_MAX; i++) {
+	for (int i = 0; i < CN_FWD_MAX && n->fwd_used > 0; i++) {
 		fwd_state *f = &n->fwd[i];
 		if (!f->used || n->now_ms < f->nack_at_ms)
 			continue;
 		f->used = false;
+		n->fwd_used--;
 		if (!f->want_nack)
 			continue;
 		cn_msg m;
@@ -1485,7 +1490,7 @@ uint64_t cn_node_deadline(const cn_node *n)
 	if (!n->leaving)
 		d = min_u64(d, meta_due_ms(n));
 	d = min_u64(d, cn_suspicion_table_next_ms(&n->susp));
-	for (int i = 0; i < CN_FWD_MAX; i++)
+	for (int i = 0; i < CN_FWD_MAX && n->fwd_used > 0; i++)
 		if (n->fwd[i].used)
 			d = min_u64(d, n->fwd[i].nack_at_ms);
 	return d < n->now_ms ? n->now_ms : d;
