@@ -107,6 +107,14 @@ int cn_outbox_pop(cn_outbox *ob, cn_out *out)
 	ob->head = (ob->head + 1) % ob->cap;
 	ob->count--;
 	ob->popped = (uint8_t *)out->data; /* ours until the next touch */
+	if (ob->count == 0 && ob->cap > 16) {
+		/* A burst (a join merges thousands of members, each an event)
+		 * must not pin a large ring on each of 10,000 simulated nodes. */
+		free(ob->q);
+		ob->q = NULL;
+		ob->cap = 0;
+		ob->head = 0;
+	}
 	assert(out->kind >= CN_OUT_DATAGRAM && out->kind <= CN_OUT_EVENT);
 	return 0;
 }
