@@ -80,7 +80,7 @@ END_TEST
 
 START_TEST(keyop_roundtrip)
 {
-	cn_keyop_req req = {.op = CN_KEYOP_SYNC, .n_ring = 3};
+	cn_keyop_req req = {.op = CN_KEYOP_SYNC, .n_ring = 3, .version = 1ull << 40};
 	for (int i = 0; i < 3; i++)
 		memset(req.ring[i], 0x10 + i, CN_KEYOP_KEY_BYTES);
 	uint8_t buf[512];
@@ -94,6 +94,7 @@ START_TEST(keyop_roundtrip)
 	ck_assert_uint_eq(got.op, CN_KEYOP_SYNC);
 	ck_assert_uint_eq(got.n_ring, 3);
 	ck_assert(memcmp(got.ring[2], req.ring[2], CN_KEYOP_KEY_BYTES) == 0);
+	ck_assert_uint_eq(got.version, 1ull << 40);
 	uint8_t type;
 	ck_assert_int_eq(cn_stream_peek_type(buf, len, &type), 0);
 	ck_assert_uint_eq(type, CN_MSG_KEY_OP);

@@ -305,7 +305,7 @@ static int cmd_keys(cn_agent *a, const cn_admin_req *req, uint64_t now_ms)
 	/* Here first: an operator error (removing the primary, using an
 	 * unknown key) stops before it reaches the fleet. */
 	char err[CN_KEYOP_ERR_MAX + 1];
-	int rc = cn_agent_keyop_apply(a, k->op, k->op == CN_KEYOP_LIST ? NULL : k->key, err, sizeof err);
+	int rc = k->op == CN_KEYOP_LIST ? 0 : cn_agent_keyop_apply(a, k->op, k->key, 0, err, sizeof err);
 	if (rc != 0) {
 		cn_buf_printf(&a->reply, "keys %s: %s", sub, err);
 		sodium_memzero(k->key, sizeof k->key);
@@ -323,7 +323,8 @@ static int cmd_keys(cn_agent *a, const cn_admin_req *req, uint64_t now_ms)
 	k->answered = 1; /* ourselves */
 	k->asked = 1;
 
-	cn_keyop_req kreq = {.op = k->op, .has_key = k->op != CN_KEYOP_LIST};
+	cn_keyop_req kreq = {.op = k->op, .has_key = k->op != CN_KEYOP_LIST,
+			     .version = k->op == CN_KEYOP_LIST ? 0 : a->ring_version};
 	memcpy(kreq.key, k->key, sizeof kreq.key);
 	uint8_t buf[512];
 	size_t len;

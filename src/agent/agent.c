@@ -237,6 +237,30 @@ static int load_identity(cn_agent *a, cn_sigkey *id)
 
 /* ---- sealing and sending ------------------------------------------------- */
 
+/* Seal with the key whose id is key_id, or with the primary when key_id is
+ * 0. Answering a peer in the key it used lets a member that missed a
+ * rotation still hear us while that key is installed here. */
+static int seal_with(cn_agent *a, uint32_t key_id, uint8_t plane, const uint8_t *plain, size_t len,
+		     uint8_t *out, size_t cap, size_t *outlen)
+{
+	uint32_t primary;
+	if (key_id == 0 || (cn_keyring_primary_id(&a->ring, &primary) == 0 && primary == key_id))
+		return cn_seal(&a->ring, plane, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX, plain, len,
+			       out, cap, outlen);
+	const uint8_t *key = cn_keyring_find(&a->ring, key_id);
+	if (key == NULL)
+		return CN_ENOKEY;
+	cn_keyring one;
+	uint32_t id;
+	cn_keyring_init(&one);
+	int rc = cn_keyring_install(&one, key, &id);
+	if (rc == 0)
+		rc = cn_seal(&one, plane, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX, plain, len, out,
+			     cap, outlen);
+	cn_keyring_wipe(&one);
+	return rc;
+}
+
 static void send_datagram(cn_agent *a, const cn_addr *to, const uint8_t *data, size_t len)
 {
 	uint8_t sealed[CN_DATAGRAM_MAX];
@@ -304,21 +328,7 @@ static int stream_start_key(cn_agent *a, uint8_t owner, const cn_addr *to, const
 	if (r == NULL)
 		return CN_EFULL;
 	size_t slen;
-	int rc;
-	if (seal_key_id == 0) {
-		rc = cn_seal(&a->ring, CN_PLANE_STREAM, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX,
-			     plain, len, a->seal_buf, CN_STREAM_MAX, &slen);
-	} else {
-		const uint8_t *key = cn_keyring_find(&a->ring, seal_key_id);
-		cn_keyring one;
-		uint32_t id;
-		cn_keyring_init(&one);
-		rc = key ? cn_keyring_install(&one, key, &id) : CN_ENOKEY;
-		if (rc == 0)
-			rc = cn_seal(&one, CN_PLANE_STREAM, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX,
-				     plain, len, a->seal_buf, CN_STREAM_MAX, &slen);
-		cn_keyring_wipe(&one);
-	}
+	int rc = seal_with(a, seal_key_id, CN_PLANE_STREAM, plain, len, a->seal_buf, CN_STREAM_MAX, &slen);
 	if (rc != 0)
 		return rc;
 	char url[128];
@@ -351,7 +361,10 @@ static int stream_start_key(cn_agent *a, uint8_t owner, const cn_addr *to, const
 	stream_try_send(r);
 	r->used = true;
 	r->owner = owner;
-	snprintf(r->peer, sizeof r->peer, "%s", peer ? peer : "");
+	if (peer != NULL)
+		snprintf(r->peer, sizeof r->peer, "%s", peer);
+	else
+		cn_addr_format(to, r->peer, sizeof r->peer);
 	r->deadline_ms = now_ms + CN_STREAM_TIMEOUT_MS;
 	if (out)
 		*out = r;
@@ -359,6 +372,7 @@ static int stream_start_key(cn_agent *a, uint8_t owner, const cn_addr *to, const
 }
 
 static void handle_keyop_reply(cn_agent *a, cn_stream_req *r, const uint8_t *plain, size_t len);
+static void note_unknown_key(cn_agent *a, const char *from, const uint8_t *pkt, size_t len);
 
 static void stream_done(cn_agent *a, cn_stream_req *r, const uint8_t *plain, size_t len,
 			uint64_t now_ms)
@@ -366,11 +380,24 @@ static void stream_done(cn_agent *a, cn_stream_req *r, const uint8_t *plain, siz
 	uint8_t owner = r->owner;
 	uint32_t core_id = r->core_id;
 	if (owner == OWNER_CORE) {
+		char peer[sizeof r->peer];
+		memcpy(peer, r->peer, sizeof peer);
 		stream_close(a, r);
-		if (plain)
+		if (plain) {
 			cn_node_stream_result(a->node, core_id, plain, len, now_ms);
-		else
-			core_stream_failed(a, core_id, now_ms);
+			return;
+		}
+		core_stream_failed(a, core_id, now_ms);
+		/* Alone and unanswered: the likeliest causes are a seed that is
+		 * down or a key ring that shares no key with the fleet's. */
+		a->lonely_failures = cn_node_member_count(a->node) <= 1 ? a->lonely_failures + 1 : 0;
+		if (a->lonely_failures && (a->lonely_failures & (a->lonely_failures - 1)) == 0) {
+			uint32_t primary = 0;
+			cn_keyring_primary_id(&a->ring, &primary);
+			cn_agent_log("join: no answer from %s (%llu attempts so far); if it is up, its key "
+				     "ring may not share a key with ours (our primary: %08x)", peer,
+				     (unsigned long long)a->lonely_failures, (unsigned)primary);
+		}
 	} else if (owner == OWNER_KEYOP) {
 		handle_keyop_reply(a, r, plain, len);
 		stream_close(a, r);
@@ -388,12 +415,15 @@ static void stream_readable(cn_agent *a, cn_stream_req *r, uint64_t now_ms)
 	cn_seal_hdr hdr;
 	int rc = cn_seal_open(&a->ring, CN_PLANE_STREAM, nng_msg_body(m), nng_msg_len(m),
 			      a->open_buf, CN_STREAM_MAX, &plen, &hdr);
-	nng_msg_free(m);
 	if (rc != 0) {
 		a->unsealable++;
+		if (rc == CN_ENOKEY)
+			note_unknown_key(a, r->peer, nng_msg_body(m), nng_msg_len(m));
+		nng_msg_free(m);
 		stream_done(a, r, NULL, 0, now_ms);
 		return;
 	}
+	nng_msg_free(m);
 	stream_done(a, r, a->open_buf, plen, now_ms);
 }
 
@@ -457,9 +487,11 @@ static void maybe_keysync(cn_agent *a, const cn_addr *to, uint32_t their_key_id,
 	}
 	a->keysync_addr[oldest] = *to;
 	a->keysync_at[oldest] = now_ms;
-	cn_keyop_req req = {.op = CN_KEYOP_SYNC};
-	for (size_t i = 0; i < cn_keyring_count(&a->ring) && i < CN_KEYOP_KEYS_MAX; i++)
-		memcpy(req.ring[req.n_ring++], cn_keyring_at(&a->ring, i), CN_KEY_BYTES);
+	cn_keyop_req req = {.op = CN_KEYOP_SYNC, .version = a->ring_version};
+	memcpy(req.ring[req.n_ring++], cn_keyring_primary(&a->ring), CN_KEY_BYTES);
+	for (size_t i = 0; i < cn_keyring_count(&a->ring) && req.n_ring < CN_KEYOP_KEYS_MAX; i++)
+		if (cn_keyring_at(&a->ring, i) != cn_keyring_primary(&a->ring))
+			memcpy(req.ring[req.n_ring++], cn_keyring_at(&a->ring, i), CN_KEY_BYTES);
 	uint8_t buf[1024];
 	size_t len;
 	cn_mp_writer w;
@@ -470,6 +502,25 @@ static void maybe_keysync(cn_agent *a, const cn_addr *to, uint32_t their_key_id,
 	    stream_start_key(a, OWNER_KEYSYNC, to, NULL, buf, len, now_ms, their_key_id, NULL) == 0)
 		a->keysyncs_sent++;
 	sodium_memzero(buf, sizeof buf);
+}
+
+/* Traffic sealed with a key we lack: one of the two key rings missed a
+ * rotation. Say so to the operator now and then, not per packet. */
+static void note_unknown_key(cn_agent *a, const char *from, const uint8_t *pkt, size_t len)
+{
+	cn_seal_hdr peek;
+	uint32_t primary = 0;
+	a->unknown_key++;
+	if (cn_seal_peek(pkt, len, &peek) == 0)
+		a->last_unknown_key_id = peek.key_id;
+	if ((a->unknown_key & (a->unknown_key - 1)) != 0)
+		return;
+	cn_keyring_primary_id(&a->ring, &primary);
+	cn_agent_log("warning: %llu messages (latest from %s) sealed with key %08x, which this agent "
+		     "does not have (our primary: %08x): one of the two key rings is out of date; "
+		     "see `canopy keys list` and `canopy keys install`",
+		     (unsigned long long)a->unknown_key, from, (unsigned)a->last_unknown_key_id,
+		     (unsigned)primary);
 }
 
 static void udp_readable(cn_agent *a, uint64_t now_ms)
@@ -492,17 +543,9 @@ static void udp_readable(cn_agent *a, uint64_t now_ms)
 		if (rc != 0) {
 			a->unsealable++;
 			if (rc == CN_ENOKEY) {
-				a->unknown_key++;
-				cn_seal_hdr peek;
-				if (cn_seal_peek(pkt, (size_t)n, &peek) == 0)
-					a->last_unknown_key_id = peek.key_id;
-				/* Tell the operator once in a while, not per packet. */
-				if ((a->unknown_key & (a->unknown_key - 1)) == 0)
-					cn_agent_log("warning: %llu packets sealed with key id %08x, which "
-						     "this agent does not have: its key ring is out of date; "
-						     "install the fleet's current key with `canopy keys install`",
-						     (unsigned long long)a->unknown_key,
-						     (unsigned)a->last_unknown_key_id);
+				char t[CN_ADDR_STR_MAX];
+				cn_addr_format(&from, t, sizeof t);
+				note_unknown_key(a, t, pkt, (size_t)n);
 			}
 			continue;
 		}
@@ -515,12 +558,33 @@ static void udp_readable(cn_agent *a, uint64_t now_ms)
 
 static void serve_keyop(cn_agent *a, const uint8_t *plain, size_t len, cn_mp_writer *w);
 
+/* The TCP peer of a stream request (its ephemeral port, for logs and for
+ * the core's bookkeeping; members are known by their advertised address). */
+static void remote_addr(nng_msg *m, cn_addr *from)
+{
+	nng_sockaddr sa;
+	memset(from, 0, sizeof *from);
+	if (nng_pipe_get_addr(nng_msg_get_pipe(m), NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	if (sa.s_family == NNG_AF_INET) {
+		from->family = CN_ADDR_V4;
+		memcpy(from->ip, &sa.s_in.sa_addr, 4);
+		from->port = ntohs(sa.s_in.sa_port);
+	} else if (sa.s_family == NNG_AF_INET6) {
+		from->family = CN_ADDR_V6;
+		memcpy(from->ip, sa.s_in6.sa_addr, 16);
+		from->port = ntohs(sa.s_in6.sa_port);
+	}
+}
+
 static void stream_srv_readable(cn_agent *a, uint64_t now_ms)
 {
 	for (int i = 0; i < BATCH_MAX; i++) {
 		nng_msg *m;
 		if (nng_recvmsg(a->stream_srv, &m, NNG_FLAG_NONBLOCK) != 0)
 			return;
+		cn_addr from;
+		remote_addr(m, &from);
 		size_t plen;
 		cn_seal_hdr hdr;
 		int rc = cn_seal_open(&a->ring, CN_PLANE_STREAM, nng_msg_body(m), nng_msg_len(m),
@@ -530,22 +594,13 @@ static void stream_srv_readable(cn_agent *a, uint64_t now_ms)
 		uint8_t small[1024];
 		if (rc != 0) {
 			a->unsealable++;
-			if (rc == CN_ENOKEY)
-				a->unknown_key++;
+			if (rc == CN_ENOKEY) {
+				char t[CN_ADDR_STR_MAX];
+				cn_addr_format(&from, t, sizeof t);
+				note_unknown_key(a, t, nng_msg_body(m), nng_msg_len(m));
+			}
 		} else {
 			uint8_t type = 0;
-			nng_pipe p = nng_msg_get_pipe(m);
-			cn_addr from = {0};
-			nng_sockaddr sa;
-			if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
-				from.family = CN_ADDR_V4;
-				memcpy(from.ip, &sa.s_in.sa_addr, 4);
-				from.port = ntohs(sa.s_in.sa_port);
-			} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET6) {
-				from.family = CN_ADDR_V6;
-				memcpy(from.ip, sa.s_in6.sa_addr, 16);
-				from.port = ntohs(sa.s_in6.sa_port);
-			}
 			if (cn_stream_peek_type(a->open_buf, plen, &type) == 0 &&
 			    (type == CN_MSG_KEY_OP)) {
 				cn_mp_writer w;
@@ -562,8 +617,8 @@ static void stream_srv_readable(cn_agent *a, uint64_t now_ms)
 		if (reply == NULL)
 			continue; /* the requester times out */
 		size_t slen;
-		if (cn_seal(&a->ring, CN_PLANE_STREAM, CN_PROTO_VERSION_MIN, CN_PROTO_VERSION_MAX,
-			    reply, reply_len, a->seal_buf, CN_STREAM_MAX, &slen) != 0)
+		if (seal_with(a, hdr.key_id, CN_PLANE_STREAM, reply, reply_len, a->seal_buf,
+			      CN_STREAM_MAX, &slen) != 0)
 			continue;
 		nng_msg *out;
 		if (nng_msg_alloc(&out, 0) == 0) {
@@ -576,8 +631,18 @@ static void stream_srv_readable(cn_agent *a, uint64_t now_ms)
 
 /* ---- key operations ---------------------------------------------------------- */
 
-int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES], char *err,
-			 size_t errcap)
+static int save_ring_version(cn_agent *a, uint64_t version)
+{
+	if (version <= a->ring_version)
+		return 0;
+	int rc = cn_store_meta_put_u64(a->store, "keyring_version", version);
+	if (rc == 0)
+		a->ring_version = version;
+	return rc;
+}
+
+int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES], uint64_t version,
+			 char *err, size_t errcap)
 {
 	int rc = 0;
 	uint32_t id = key ? cn_key_id(key) : 0;
@@ -588,7 +653,7 @@ int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES
 	case CN_KEYOP_INSTALL:
 		rc = cn_keyring_install(&a->ring, key, &id);
 		if (rc == CN_EEXIST)
-			return 0; /* idempotent across retries */
+			return save_ring_version(a, version); /* idempotent across retries */
 		if (rc == CN_EFULL)
 			snprintf(err, errcap, "key ring full (%d keys): remove one first", CN_KEYRING_MAX);
 		break;
@@ -600,7 +665,7 @@ int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES
 	case CN_KEYOP_REMOVE:
 		rc = cn_keyring_remove(&a->ring, id);
 		if (rc == CN_ENOENT)
-			return 0;
+			return save_ring_version(a, version);
 		if (rc == CN_EPERM)
 			snprintf(err, errcap, "key %08x is the primary: use another key first", (unsigned)id);
 		break;
@@ -609,6 +674,9 @@ int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES
 	}
 	if (rc == 0 && (rc = save_keyring(a)) != 0)
 		snprintf(err, errcap, "cannot write key ring %s", a->keyring_path);
+	/* version 0: the change starts here, one above all we have seen. */
+	if (rc == 0 && (rc = save_ring_version(a, version ? version : a->ring_version + 1)) != 0)
+		snprintf(err, errcap, "cannot record the key ring version: %s", cn_strerror(rc));
 	if (rc != 0 && err[0] == '\0')
 		snprintf(err, errcap, "%s", cn_strerror(rc));
 	if (rc == 0)
@@ -630,6 +698,41 @@ static void fill_reply_ids(const cn_agent *a, cn_keyop_reply *rep)
 	}
 }
 
+/* A peer's whole ring: install what we lack; adopt its primary only if its
+ * ring is newer than ours (see wire/keyop.h), so a member that was away
+ * during a rotation catches up and one that is ahead stays ahead. */
+static int apply_sync(cn_agent *a, const cn_keyop_req *req)
+{
+	bool changed = false;
+	int rc = 0;
+	for (uint32_t i = 0; i < req->n_ring && rc == 0; i++) {
+		uint32_t id;
+		if (cn_keyring_find(&a->ring, cn_key_id(req->ring[i])) != NULL)
+			continue;
+		rc = cn_keyring_install(&a->ring, req->ring[i], &id);
+		if (rc == 0) {
+			changed = true;
+			cn_agent_log("key ring: installed %08x from a peer (catching up on a rotation)",
+				     (unsigned)id);
+		}
+	}
+	uint32_t primary, theirs = cn_key_id(req->ring[0]);
+	if (rc == 0 && req->version > a->ring_version && cn_keyring_primary_id(&a->ring, &primary) == 0 &&
+	    primary != theirs && (rc = cn_keyring_use(&a->ring, theirs)) == 0) {
+		changed = true;
+		cn_agent_log("key ring: now using %08x, as the fleet does (ring version %llu)",
+			     (unsigned)theirs, (unsigned long long)req->version);
+	}
+	if (changed) {
+		a->keysyncs_applied++;
+		if (rc == 0)
+			rc = save_keyring(a);
+	}
+	if (rc == 0)
+		rc = save_ring_version(a, req->version);
+	return rc;
+}
+
 static void serve_keyop(cn_agent *a, const uint8_t *plain, size_t len, cn_mp_writer *w)
 {
 	cn_keyop_req req;
@@ -640,22 +743,10 @@ static void serve_keyop(cn_agent *a, const uint8_t *plain, size_t len, cn_mp_wri
 		rep.status = rc;
 		snprintf(rep.err, sizeof rep.err, "malformed key operation: %s", cn_strerror(rc));
 	} else if (req.op == CN_KEYOP_SYNC) {
-		/* Install what we lack; keep our primary (see maybe_keysync). */
-		for (uint32_t i = 0; i < req.n_ring && rep.status == 0; i++) {
-			uint32_t id;
-			if (cn_keyring_find(&a->ring, cn_key_id(req.ring[i])) != NULL)
-				continue;
-			rep.status = cn_keyring_install(&a->ring, req.ring[i], &id);
-			if (rep.status == 0) {
-				a->keysyncs_applied++;
-				cn_agent_log("key ring: installed %08x from a peer (catching up on a rotation)",
-					     (unsigned)id);
-				rep.status = save_keyring(a);
-			}
-		}
+		rep.status = apply_sync(a, &req);
 	} else {
-		rep.status = cn_agent_keyop_apply(a, req.op, req.has_key ? req.key : NULL, rep.err,
-						  sizeof rep.err);
+		rep.status = cn_agent_keyop_apply(a, req.op, req.has_key ? req.key : NULL, req.version,
+						  rep.err, sizeof rep.err);
 	}
 	sodium_memzero(&req, sizeof req);
 	fill_reply_ids(a, &rep);
@@ -928,6 +1019,11 @@ static int setup(cn_agent *a, uint64_t now_ms)
 		return rc;
 	}
 	a->incarnation_saved = inc;
+	rc = cn_store_meta_get_u64(a->store, "keyring_version", &a->ring_version);
+	if (rc != 0 && rc != CN_ENOENT) {
+		cn_agent_log("error: store: cannot read the key ring version: %s", cn_strerror(rc));
+		return rc;
+	}
 
 	a->seal_buf = malloc(CN_STREAM_MAX);
 	a->open_buf = malloc(CN_STREAM_MAX);

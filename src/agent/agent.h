@@ -75,6 +75,7 @@ typedef struct cn_agent {
 	char keyring_path[CN_PATH_MAX + 16];
 	cn_store *store;
 	uint64_t incarnation_saved;
+	uint64_t ring_version;  /* Lamport version of the key ring (wire/keyop.h) */
 
 	int udp_fd;
 	nng_socket stream_srv;
@@ -99,6 +100,7 @@ typedef struct cn_agent {
 	uint64_t unknown_key;      /* ... because no installed key matched */
 	uint32_t last_unknown_key_id;
 	uint64_t send_errors;
+	uint64_t lonely_failures;  /* stream failures while we know no member */
 	uint64_t admin_refused;
 	uint64_t keysyncs_sent, keysyncs_applied;
 	cn_addr keysync_addr[CN_KEYSYNC_SLOTS];
@@ -126,8 +128,8 @@ int cn_agent_keyop_finish(cn_agent *a);
 /* Publish one membership event to monitors. */
 void cn_agent_publish_event(cn_agent *a, const cn_event *ev);
 /* Apply a key operation locally (also what peers do) and persist the ring. */
-int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES], char *err,
-			 size_t errcap);
+int cn_agent_keyop_apply(cn_agent *a, uint8_t op, const uint8_t key[CN_KEY_BYTES], uint64_t version,
+			 char *err, size_t errcap);
 /* Start a stream request of ours (not the core's) to addr. */
 int cn_agent_stream_start(cn_agent *a, uint8_t owner, const cn_addr *to, const char *peer,
 			  const uint8_t *plain, size_t len, uint64_t now_ms, cn_stream_req **out);

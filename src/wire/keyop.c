@@ -14,7 +14,8 @@ static void header(cn_mp_writer *w, uint8_t type, uint32_t n_fields)
 
 void cn_keyop_req_encode(cn_mp_writer *w, const cn_keyop_req *req)
 {
-	header(w, CN_MSG_KEY_OP, 1 + (req->has_key ? 1 : 0) + (req->n_ring ? 1 : 0));
+	header(w, CN_MSG_KEY_OP, 1 + (req->has_key ? 1 : 0) + (req->n_ring ? 1 : 0) +
+				     (req->version ? 1 : 0));
 	cn_mp_put_uint(w, 1);
 	cn_mp_put_uint(w, req->op);
 	if (req->has_key) {
@@ -26,6 +27,10 @@ void cn_keyop_req_encode(cn_mp_writer *w, const cn_keyop_req *req)
 		cn_mp_put_array(w, req->n_ring);
 		for (uint32_t i = 0; i < req->n_ring; i++)
 			cn_mp_put_bin(w, req->ring[i], CN_KEYOP_KEY_BYTES);
+	}
+	if (req->version) {
+		cn_mp_put_uint(w, 4);
+		cn_mp_put_uint(w, req->version);
 	}
 }
 
@@ -116,6 +121,9 @@ int cn_keyop_req_decode(const uint8_t *buf, size_t len, cn_keyop_req *out)
 			for (uint32_t k = 0; k < out->n_ring; k++)
 				if ((rc = read_key(&r, out->ring[k])))
 					return rc;
+		} else if (key == 4) {
+			if ((rc = cn_mp_read_u64(&r, &out->version)))
+				return rc;
 		} else if ((rc = cn_mp_skip(&r))) {
 			return rc;
 		}

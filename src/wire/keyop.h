@@ -7,7 +7,13 @@
  * longer primary, so a member that was away during a rotation catches up
  * while any key it still holds is installed somewhere.
  *
- * Request body: {1: op, 2: key (bin 32), 3: ring ([bin 32, ...])}
+ * Every change to a ring raises its version (a Lamport clock: the change's
+ * version is one above the highest the changer has seen), so a member
+ * catching up adopts a synced primary only when the sync is newer than
+ * what it has, and a member ahead in a rotation is never pulled back.
+ *
+ * Request body: {1: op, 2: key (bin 32), 3: ring ([bin 32, ...], primary
+ *                first), 4: ring version (u64)}
  * Reply body:   {1: status (0 or negative cn_err), 2: key ids ([u32]),
  *                3: primary id (u32), 4: error text} */
 #ifndef CN_WIRE_KEYOP_H
@@ -36,6 +42,7 @@ typedef struct cn_keyop_req {
 	uint8_t key[CN_KEYOP_KEY_BYTES];
 	uint32_t n_ring;
 	uint8_t ring[CN_KEYOP_KEYS_MAX][CN_KEYOP_KEY_BYTES];
+	uint64_t version; /* ring version after this change (0: unversioned) */
 } cn_keyop_req;
 
 typedef struct cn_keyop_reply {

@@ -9,6 +9,7 @@ another uid. Usage: test_membership.py PATH/TO/canopy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -87,13 +88,28 @@ def main():
                        all_see(fleet, observers, lambda v: v["n3"]["state"] == "left"), 30)
         passed += 1
 
-        # 5. key rotation across the fleet
+        # 5. key rotation across the fleet, with n1 offline during it: when
+        #    it returns it catches up (new key installed and made primary)
+        #    from a member that still shares the old key with it.
+        fleet.kill("n1")
+        fleet.wait_for("n1 failed",
+                       all_see(fleet, ["n0", "n2", "n4"], lambda v: v["n1"]["state"] == "failed"), 30)
         new_key = fleet.cli_raw(["keygen"]).stdout.strip()
         old_key = fleet.key
-        for op, key in (("install", new_key), ("use", new_key), ("remove", old_key)):
-            r = fleet.cli("n0", ["keys", op, key, "--json"])
-            res = json.loads(r.stdout)
-            assert res["ok"] == res["members"] == 4, res
+        for op in ("install", "use"):
+            res = json.loads(fleet.cli("n0", ["keys", op, new_key, "--json"]).stdout)
+            assert res["ok"] == res["members"] == 3, res
+        fleet.start("n1", seeds=["n0"])
+
+        def n1_caught_up():
+            with open(fleet.agents["n1"]["keyring"]) as f:
+                lines = [x for x in f.read().split("\n") if x and not x.startswith("#")]
+            return (lines[:1] == [new_key], lines)
+        fleet.wait_for("n1 to adopt the new primary", n1_caught_up, 30)
+        fleet.wait_for("n1 alive everywhere after catching up",
+                       all_see(fleet, observers, lambda v: v["n1"]["state"] == "alive"), 30)
+        res = json.loads(fleet.cli("n0", ["keys", "remove", old_key, "--json"]).stdout)
+        assert res["ok"] == res["members"] == 4, res
         res = json.loads(fleet.cli("n2", ["keys", "list", "--json"]).stdout)
         assert len(res["keys"]) == 1 and res["keys"][0]["members"] == 4 and \
             res["keys"][0]["primary_on"] == 4, res
@@ -105,6 +121,31 @@ def main():
         fleet.kill("n2")
         fleet.wait_for("n2 failed after rotation",
                        all_see(fleet, ["n0", "n1", "n4"], lambda v: v["n2"]["state"] == "failed"), 30)
+        passed += 1
+
+        # 5b. an agent whose ring shares no key with the fleet any more
+        #     cannot join, and both sides say why.
+        stale_ring = os.path.join(fleet.root, "stale.keyring")
+        with open(stale_ring, "w") as f:
+            f.write(old_key + "\n")
+        fleet.start("stale", seeds=["n0"], keyring=stale_ring)
+        fleet.wait_for("the stale agent to explain its failed join",
+                       lambda: ("may not share a key" in fleet.log("stale"), fleet.log("stale")), 20)
+        info = json.loads(fleet.cli("n0", ["info", "--json"]).stdout)
+        assert info["stats"]["unknown_key_id"] > 0, info["stats"]
+        assert "one of the two key rings is out of date" in fleet.log("n0")
+        assert len(fleet.members("stale")) == 1
+        fleet.kill("stale", signal.SIGTERM)
+        passed += 1
+
+        # 5c. a malformed key ring stops an agent at start, saying why
+        bad_ring = os.path.join(fleet.root, "bad.keyring")
+        with open(bad_ring, "w") as f:
+            f.write("# comment\nnot-a-key\n")
+        r = subprocess.run([canopy, "agent", "--name", "bad", "--bind", "127.0.0.1:1",
+                            "--data-dir", os.path.join(fleet.root, "bad"), "--keyring", bad_ring],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0 and "line 2" in r.stderr, (r.returncode, r.stderr)
         passed += 1
 
         # 6. another uid is refused: by the socket mode, and by the agent's
