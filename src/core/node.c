@@ -34,7 +34,8 @@
  *   reconnect    next_reconnect_ms += reconnect_interval_ms: push-pull with
  *                one random failed (not left) member, else with a seed we
  *                do not currently see alive. This heals partitions and
- *                whole-fleet restarts with no operator.
+ *                whole-fleet restarts with no operator. The request holds
+ *                only us and the peer (see state_slots), the reply all.
  *   join retry   join_retry_ms = last try + backoff, backoff 1 s doubling
  *                up to join_retry_max_ms, while no other member is known.
  *   metadata     meta_sent_ms + meta_min_interval_ms: a held cn_node_set_meta
@@ -1148,9 +1149,32 @@ static void member_wire(const cn_node *n, const cn_member_rec *r, cn_member_wire
 	w->vmax = ep->vmax;
 }
 
-/* Encode our whole view. On 0, *out is a malloc'd buffer the caller owns. */
-static int encode_state(const cn_node *n, uint8_t type, bool join, uint8_t **out, size_t *len)
+enum { STATE_ALL = UINT32_MAX };
+
+/* Slots to send: everything, or (a reconnect attempt) only ourselves and
+ * the member we contact, so that a probe of a long-dead peer costs a few
+ * hundred bytes instead of our whole view. That is enough to heal: the
+ * peer reads that we think it failed and refutes, its reply carries its
+ * whole view, and from there gossip and push-pull do the rest. */
+static uint32_t state_slots(const cn_node *n, uint32_t about, uint32_t *slots)
 {
+	if (about == STATE_ALL)
+		return n->members.count;
+	uint32_t k = 0;
+	slots[k++] = cn_members_slot(&n->members, self_rec(n));
+	const cn_member_rec *r = cn_members_find(&n->members, about);
+	if (r != NULL && about != n->self)
+		slots[k++] = cn_members_slot(&n->members, r);
+	return k;
+}
+
+/* Encode our view (all of it, or see state_slots). On 0, *out is a
+ * malloc'd buffer the caller owns. */
+static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t about, uint8_t **out,
+			size_t *len)
+{
+	uint32_t slots[2];
+	uint32_t count = state_slots(n, about, slots);
 	cn_pushpull pp;
 	memset(&pp, 0, sizeof pp);
 	pp.join = join;
@@ -1158,7 +1182,7 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint8_t **out
 	cn_member_wire *w = malloc(sizeof *w);
 	if (w == NULL)
 		return CN_ENOMEM;
-	size_t cap = 1024 + (size_t)n->members.count * 128;
+	size_t cap = 1024 + (size_t)count * 128;
 	for (;;) { /* doubling: at most log2(16 MiB / 1 KiB) rounds */
 		if (cap > CN_STREAM_PLAIN_MAX)
 			cap = CN_STREAM_PLAIN_MAX;
@@ -1167,9 +1191,9 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint8_t **out
 			break;
 		cn_mp_writer wr;
 		cn_mp_writer_init(&wr, buf, cap);
-		cn_pushpull_encode_begin(&wr, type, &pp, n->members.count);
-		for (uint32_t i = 0; i < n->members.count && !wr.overflow; i++) {
-			member_wire(n, &n->members.recs[i], w);
+		cn_pushpull_encode_begin(&wr, type, &pp, count);
+		for (uint32_t i = 0; i < count && !wr.overflow; i++) {
+			member_wire(n, &n->members.recs[about == STATE_ALL ? i : slots[i]], w);
 			cn_pushpull_encode_member(&wr, w);
 		}
 		if (cn_mp_writer_end(&wr, len) == 0) {
@@ -1212,11 +1236,11 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 	return 0;
 }
 
-static void start_stream(cn_node *n, uint8_t purpose, const cn_addr *to, int seed)
+static void start_stream(cn_node *n, uint8_t purpose, const cn_addr *to, int seed, uint32_t about)
 {
 	uint8_t *buf;
 	size_t len;
-	if (encode_state(n, CN_MSG_PUSH_PULL, purpose == SP_JOIN, &buf, &len) != 0)
+	if (encode_state(n, CN_MSG_PUSH_PULL, purpose == SP_JOIN, about, &buf, &len) != 0)
 		return;
 	stream_state *s = &n->streams[0];
 	for (int i = 0; i < CN_STREAMS_MAX; i++) {
@@ -1257,7 +1281,7 @@ int cn_node_stream_serve(cn_node *n, const cn_addr *from, const uint8_t *req, si
 	if (rc == 0 && type != CN_MSG_PUSH_PULL)
 		rc = CN_EINVAL;
 	if (rc == 0)
-		rc = encode_state(n, CN_MSG_PUSH_PULL_REPLY, false, &n->reply, reply_len);
+		rc = encode_state(n, CN_MSG_PUSH_PULL_REPLY, false, STATE_ALL, &n->reply, reply_len);
 	if (rc == 0) {
 		*reply = n->reply;
 		n->stats.pushpulls_served++;
@@ -1397,7 +1421,8 @@ static void pushpull_tick(cn_node *n)
 	n->next_pushpull_ms = n->now_ms + pushpull_interval_ms(n);
 	uint32_t peer;
 	if (live_peers(n) > 0 && pick_random(n, 1, pushpull_ok, UINT32_MAX, &peer) == 1)
-		start_stream(n, SP_PUSHPULL, &ep_of(n, cn_members_find(&n->members, peer))->addr, -1);
+		start_stream(n, SP_PUSHPULL, &ep_of(n, cn_members_find(&n->members, peer))->addr, -1,
+			     STATE_ALL);
 }
 
 static void reconnect_tick(cn_node *n)
@@ -1410,7 +1435,8 @@ static void reconnect_tick(cn_node *n)
 	uint32_t peer;
 	if (n->members.n_state[CN_STATE_DEAD] > 0 &&
 	    pick_random(n, 1, reconnect_ok, UINT32_MAX, &peer) == 1) {
-		start_stream(n, SP_RECONNECT, &ep_of(n, cn_members_find(&n->members, peer))->addr, -1);
+		start_stream(n, SP_RECONNECT, &ep_of(n, cn_members_find(&n->members, peer))->addr, -1,
+			     peer);
 		return;
 	}
 	if (n->n_seeds == 0)
@@ -1419,13 +1445,13 @@ static void reconnect_tick(cn_node *n)
 	const cn_member_rec *r =
 		n->seed_ident[i] ? cn_members_find(&n->members, n->seed_ident[i] - 1) : NULL;
 	if (r == NULL || r->state != CN_STATE_ALIVE) /* a seed we do not see: try it */
-		start_stream(n, SP_RECONNECT, &n->seeds[i], (int)i);
+		start_stream(n, SP_RECONNECT, &n->seeds[i], (int)i, n->self);
 }
 
 static void send_joins(cn_node *n)
 {
 	for (uint32_t i = 0; i < n->n_seeds; i++)
-		start_stream(n, SP_JOIN, &n->seeds[i], (int)i);
+		start_stream(n, SP_JOIN, &n->seeds[i], (int)i, STATE_ALL);
 }
 
 static void join_tick(cn_node *n)
