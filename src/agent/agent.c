@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -917,6 +918,14 @@ static int listen_ipc(nng_socket s, const char *path, unsigned mode)
 	return rc;
 }
 
+static void signal_set(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGPIPE);
+}
+
 static int setup_sockets(cn_agent *a)
 {
 	char url[128], path[CN_PATH_MAX + 16];
@@ -951,11 +960,7 @@ static int setup_sockets(cn_agent *a)
 		return CN_EIO;
 	}
 	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGPIPE);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal_set(&mask);
 	a->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	return a->sig_fd < 0 ? CN_EIO : 0;
 }
@@ -1214,6 +1219,12 @@ void cn_agent_request_leave(cn_agent *a, uint64_t now_ms)
 
 int cn_agent_main(int argc, char **argv)
 {
+	/* Block the signals we read from a signalfd before NNG starts its
+	 * threads: threads inherit the mask, and a thread that does not block
+	 * SIGTERM would take it with the default action (exit, no leave). */
+	sigset_t mask;
+	signal_set(&mask);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	cn_agent *a = calloc(1, sizeof *a);
 	if (a == NULL)
 		return 1;

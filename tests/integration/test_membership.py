@@ -164,7 +164,14 @@ def main():
         assert r.returncode == 0, r.stderr
         passed += 1
 
-        # 7. a CLI call with no agent says so and fails
+        # 7. SIGTERM is a graceful leave too
+        fleet.kill("n4", signal.SIGTERM)
+        assert fleet.agents["n4"]["proc"].returncode == 0, fleet.agents["n4"]["proc"].returncode
+        fleet.wait_for("n4 left after SIGTERM",
+                       all_see(fleet, ["n0", "n1"], lambda v: v["n4"]["state"] == "left"), 30)
+        passed += 1
+
+        # 8. a CLI call with no agent says so and fails
         r = fleet.cli_raw(["members"], os.path.join(fleet.root, "nobody-here"))
         assert r.returncode == 3 and "no agent running" in r.stderr, (r.returncode, r.stderr)
         passed += 1
