@@ -18,6 +18,7 @@
 #include "util/err.h"
 
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -160,11 +161,11 @@ static int read_coord(cn_mp_reader *r, cn_coord *out)
 		double d;
 		if ((rc = cn_mp_read_f64(r, &d)))
 			return rc;
-		if (!isfinite(d) || fabs(d) > 3.4e38)
+		/* Also refuses NaN; converting a double outside the float
+		 * range would be undefined behaviour. */
+		if (!(fabs(d) <= FLT_MAX))
 			return CN_ERANGE;
 		f[i] = (float)d;
-		if (!isfinite(f[i]))
-			return CN_ERANGE;
 	}
 	memcpy(out->vec, f, sizeof out->vec);
 	out->height = f[CN_COORD_DIM];
