@@ -422,6 +422,13 @@ START_TEST(join_converges)
 		net_run(&t, 60000);
 		ck_assert(all_alive(&t, NULL));
 		ck_assert_uint_eq(t.ev_count[CN_EV_SUSPECT], 0);
+		/* Vivaldi learned the 10..20 ms round trips from the acks. */
+		double rtt;
+		ck_assert_int_eq(cn_node_rtt_ms(t.nodes[0].node, t.nodes[0].cfg.name,
+						t.nodes[1].cfg.name, &rtt), 0);
+		printf("join: %d nodes, estimated rtt node-00 <-> node-01 %.1f ms (true 10..20)\n",
+		       sizes[s], rtt);
+		ck_assert(rtt > 3.0 && rtt < 40.0);
 		check_invariants(&t);
 		net_free(&t);
 	}
@@ -531,10 +538,12 @@ static uint64_t slow_node_suspicions(bool lifeguard, uint64_t *failed)
 	net_run(&t, 120000);
 	*failed = t.ev_count[CN_EV_FAILED] - failed_before;
 	uint64_t suspicions = t.ev_count[CN_EV_SUSPECT] - before;
-	printf("slow node, lifeguard %s: %llu false suspicions, %llu false failures, "
-	       "health score %u\n",
+	const cn_node_stats *st = cn_node_stats_get(t.nodes[SLOW].node);
+	printf("slow node, lifeguard %s: %llu false suspicion events, %llu false failures; "
+	       "the slow node's own probes: %llu, failed %llu; health score %u\n",
 	       lifeguard ? "on " : "off", (unsigned long long)suspicions,
-	       (unsigned long long)*failed, cn_node_health_score(t.nodes[SLOW].node));
+	       (unsigned long long)*failed, (unsigned long long)st->probes,
+	       (unsigned long long)st->probe_failures, cn_node_health_score(t.nodes[SLOW].node));
 	check_invariants(&t);
 	net_free(&t);
 	return suspicions;

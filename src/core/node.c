@@ -509,7 +509,9 @@ static void apply_alive(cn_node *n, const alive_in *a)
 	}
 }
 
-static void start_suspicion(cn_node *n, cn_member_rec *r, uint32_t accuser)
+/* Arm r's suspicion timer. Returns 0 or CN_ENOMEM (then r stays as it was:
+ * the next failed probe will try again). */
+static int start_suspicion(cn_node *n, const cn_member_rec *r, uint32_t accuser)
 {
 	uint32_t est = est_n(n);
 	uint64_t min = cn_suspicion_min_ms(n->cfg.suspicion_mult, est, n->cfg.probe_interval_ms);
@@ -523,8 +525,7 @@ static void start_suspicion(cn_node *n, cn_member_rec *r, uint32_t accuser)
 	}
 	cn_suspicion s;
 	cn_suspicion_start(&s, r->ident, accuser, k, min, max, n->now_ms);
-	if (cn_suspicion_table_add(&n->susp, &s) != 0)
-		abort(); /* a few hundred bytes; without them I3 cannot hold */
+	return cn_suspicion_table_add(&n->susp, &s);
 }
 
 /* r is accused at incarnation inc by accuser (UINT32_MAX: unknown name). */
@@ -541,9 +542,10 @@ static void suspect_member(cn_node *n, cn_member_rec *r, uint64_t inc, uint32_t 
 	}
 	if (r->state != CN_STATE_ALIVE)
 		return; /* failed or left already outrank a suspicion */
+	if (start_suspicion(n, r, accuser) != 0)
+		return; /* timer first: every suspect has one (I3) */
 	set_incarnation(r, inc);
 	set_state(n, r, CN_STATE_SUSPECT);
-	start_suspicion(n, r, accuser);
 	n->stats.suspicions++;
 	emit_event(n, CN_EV_SUSPECT, r);
 	broadcast(n, r->ident, CN_MSG_SUSPECT, accuser == UINT32_MAX ? n->self : accuser);
