@@ -899,6 +899,250 @@ START_TEST(incompatible_member_recorded_not_probed)
 }
 END_TEST
 
+/* ---- single-node tests with hand-made messages ---- */
+
+static cn_node *lone_node(cn_pool *pool, uint64_t now)
+{
+	cn_node_config c;
+	cn_node_config_default(&c);
+	strcpy(c.name, "me");
+	c.addr = node_addr(0);
+	cn_node *n;
+	ck_assert_int_eq(cn_node_new(&c, pool, 1, now, &n), 0);
+	return n;
+}
+
+static void feed(cn_node *n, const cn_msg *m, uint64_t now)
+{
+	uint8_t buf[CN_DATAGRAM_PLAIN_MAX];
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, buf, sizeof buf);
+	cn_msg_encode(&w, m);
+	size_t len;
+	ck_assert_int_eq(cn_mp_writer_end(&w, &len), 0);
+	cn_addr from = node_addr(9);
+	ck_assert_int_eq(cn_node_recv(n, &from, buf, len, now), 0);
+}
+
+static void feed_alive(cn_node *n, const char *name, uint64_t inc, uint64_t mv, uint64_t now)
+{
+	cn_msg m;
+	memset(&m, 0, sizeof m);
+	m.version = CN_PROTO_VERSION;
+	m.type = CN_MSG_ALIVE;
+	strcpy(m.u.alive.name, name);
+	m.u.alive.incarnation = inc;
+	m.u.alive.addr = node_addr(9);
+	m.u.alive.meta_version = mv;
+	m.u.alive.meta.cpus = (uint32_t)mv;
+	m.u.alive.vmin = m.u.alive.vmax = CN_PROTO_VERSION;
+	feed(n, &m, now);
+}
+
+static void feed_accuse(cn_node *n, uint8_t type, const char *name, uint64_t inc, const char *from,
+			uint64_t now)
+{
+	cn_msg m;
+	memset(&m, 0, sizeof m);
+	m.version = CN_PROTO_VERSION;
+	m.type = type;
+	cn_msg_accuse *a = type == CN_MSG_SUSPECT ? &m.u.suspect : &m.u.dead;
+	if (type == CN_MSG_LEAVE) {
+		strcpy(m.u.leave.name, name);
+		m.u.leave.incarnation = inc;
+	} else {
+		strcpy(a->name, name);
+		a->incarnation = inc;
+		strcpy(a->from, from);
+	}
+	feed(n, &m, now);
+}
+
+static uint8_t view(cn_node *n, const char *name, uint64_t *inc)
+{
+	cn_member m;
+	if (cn_node_member_find(n, name, &m) != 0)
+		return 255;
+	if (inc)
+		*inc = m.incarnation;
+	return m.state;
+}
+
+/* Drain, returning the event types seen (in order, up to 16). */
+static int drain_events(cn_node *n, uint8_t *types)
+{
+	cn_out o;
+	int k = 0;
+	while (cn_node_next_output(n, &o) == 0)
+		if (o.kind == CN_OUT_EVENT && k < 16)
+			types[k++] = o.event.type;
+	return k;
+}
+
+START_TEST(merge_precedence_rules)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	uint64_t now = 5000, inc;
+	cn_node *n = lone_node(pool, now);
+	uint8_t ev[16];
+	feed_alive(n, "x", 5, 1, now);
+	ck_assert_uint_eq(view(n, "x", &inc), CN_STATE_ALIVE);
+	ck_assert_int_eq(drain_events(n, ev), 1);
+	ck_assert_uint_eq(ev[0], CN_EV_JOIN);
+	/* Older accusations are ignored. */
+	feed_accuse(n, CN_MSG_SUSPECT, "x", 4, "y", now);
+	feed_accuse(n, CN_MSG_DEAD, "x", 4, "y", now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_ALIVE);
+	/* Equal incarnation: suspect > alive, and an alive does not undo it. */
+	feed_accuse(n, CN_MSG_SUSPECT, "x", 5, "y", now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_SUSPECT);
+	feed_alive(n, "x", 5, 1, now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_SUSPECT);
+	/* ...but a newer meta_version at that incarnation updates metadata. */
+	feed_alive(n, "x", 5, 2, now);
+	cn_member m;
+	ck_assert_int_eq(cn_node_member_find(n, "x", &m), 0);
+	ck_assert_uint_eq(m.meta.cpus, 2);
+	ck_assert_uint_eq(m.state, CN_STATE_SUSPECT);
+	/* Refutation: a higher incarnation. */
+	feed_alive(n, "x", 6, 2, now);
+	ck_assert_uint_eq(view(n, "x", &inc), CN_STATE_ALIVE);
+	ck_assert_uint_eq(inc, 6);
+	/* dead > alive at equal incarnation; no resurrection. */
+	feed_accuse(n, CN_MSG_DEAD, "x", 6, "y", now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_DEAD);
+	feed_alive(n, "x", 6, 3, now);
+	feed_accuse(n, CN_MSG_SUSPECT, "x", 6, "y", now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_DEAD);
+	/* left > dead; left stays left at equal incarnation. */
+	feed_accuse(n, CN_MSG_LEAVE, "x", 6, "", now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_LEFT);
+	feed_accuse(n, CN_MSG_DEAD, "x", 6, "y", now);
+	feed_alive(n, "x", 6, 9, now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_LEFT);
+	/* Only the member's own newer alive brings it back. */
+	feed_alive(n, "x", 7, 1, now);
+	ck_assert_uint_eq(view(n, "x", &inc), CN_STATE_ALIVE);
+	ck_assert_uint_eq(inc, 7);
+	int k = drain_events(n, ev);
+	uint8_t want[] = {CN_EV_SUSPECT, CN_EV_UPDATE, CN_EV_ALIVE, CN_EV_FAILED, CN_EV_LEFT,
+			  CN_EV_ALIVE};
+	ck_assert_int_eq(k, (int)sizeof want);
+	for (int i = 0; i < k; i++)
+		ck_assert_uint_eq(ev[i], want[i]);
+	/* Unknown members are not created by accusations. */
+	feed_accuse(n, CN_MSG_DEAD, "ghost", 1, "y", now);
+	ck_assert_uint_eq(view(n, "ghost", NULL), 255);
+	cn_node_assert_invariants(n);
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
+START_TEST(accused_self_refutes)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	uint64_t now = 0, inc;
+	cn_node *n = lone_node(pool, now);
+	uint8_t ev[16];
+	feed_accuse(n, CN_MSG_SUSPECT, "me", 1, "y", now);
+	ck_assert_uint_eq(view(n, "me", &inc), CN_STATE_ALIVE);
+	ck_assert_uint_eq(inc, 2);
+	ck_assert_int_eq(drain_events(n, ev), 1);
+	ck_assert_uint_eq(ev[0], CN_EV_SELF_INCARNATION);
+	feed_accuse(n, CN_MSG_DEAD, "me", 7, "y", now); /* from a previous life */
+	ck_assert_uint_eq(view(n, "me", &inc), CN_STATE_ALIVE);
+	ck_assert_uint_eq(inc, 8);
+	feed_accuse(n, CN_MSG_DEAD, "me", 3, "y", now); /* stale: nothing to do */
+	ck_assert_uint_eq(view(n, "me", &inc), CN_STATE_ALIVE);
+	ck_assert_uint_eq(inc, 8);
+	ck_assert_uint_eq(cn_node_stats_get(n)->refutations, 2);
+	ck_assert_uint_eq(cn_node_health_score(n), 2); /* Lifeguard: refuting costs health */
+	/* Leaving: accusations are no longer refuted. */
+	ck_assert_int_eq(cn_node_leave(n, now), 0);
+	feed_accuse(n, CN_MSG_DEAD, "me", 8, "y", now);
+	ck_assert_uint_eq(view(n, "me", &inc), CN_STATE_LEFT);
+	ck_assert_uint_eq(inc, 8);
+	ck_assert(cn_node_leave_done(n)); /* nobody to tell */
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
+/* Decode a datagram into its message types. */
+static int msg_types(const cn_out *o, uint8_t *types, cn_msg *first, cn_msg *second)
+{
+	cn_mp_reader r;
+	cn_mp_reader_init(&r, o->data, o->len);
+	int k = 0;
+	cn_msg m;
+	while (cn_mp_remaining(&r) > 0 && k < 16 && cn_msg_decode(&r, &m, NULL) == 0) {
+		if (k == 0 && first)
+			*first = m;
+		if (k == 1 && second)
+			*second = m;
+		types[k++] = m.type;
+	}
+	return k;
+}
+
+START_TEST(buddy_system_tells_suspect_first)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	uint64_t now = 0;
+	cn_node *n = lone_node(pool, now);
+	feed_alive(n, "x", 3, 1, now);
+	feed_alive(n, "y", 1, 1, now);
+	feed_accuse(n, CN_MSG_SUSPECT, "x", 3, "y", now);
+	cn_out o;
+	while (cn_node_next_output(n, &o) == 0)
+		;
+	/* Every ping to x must carry the suspicion (and its accuser) first. */
+	bool seen = false;
+	for (int step = 0; step < 50 && !seen; step++) {
+		now = cn_node_deadline(n);
+		cn_node_tick(n, now);
+		while (cn_node_next_output(n, &o) == 0) {
+			uint8_t t[16];
+			cn_msg first, second;
+			if (o.kind != CN_OUT_DATAGRAM || msg_types(&o, t, &first, &second) < 1 ||
+			    t[0] != CN_MSG_PING || strcmp(first.u.ping.target, "x") != 0)
+				continue;
+			ck_assert_int_ge(msg_types(&o, t, &first, &second), 2);
+			ck_assert_uint_eq(t[1], CN_MSG_SUSPECT);
+			ck_assert_str_eq(second.u.suspect.name, "x");
+			ck_assert_str_eq(second.u.suspect.from, "y");
+			seen = true;
+		}
+	}
+	ck_assert(seen);
+	/* And a member we think failed gets told so on our ack. */
+	feed_accuse(n, CN_MSG_DEAD, "x", 3, "y", now);
+	while (cn_node_next_output(n, &o) == 0)
+		;
+	cn_msg ping;
+	memset(&ping, 0, sizeof ping);
+	ping.version = CN_PROTO_VERSION;
+	ping.type = CN_MSG_PING;
+	ping.u.ping.seq = 77;
+	strcpy(ping.u.ping.target, "me");
+	strcpy(ping.u.ping.source, "x");
+	feed(n, &ping, now);
+	ck_assert_int_eq(cn_node_next_output(n, &o), 0);
+	uint8_t t[16];
+	cn_msg second;
+	ck_assert_int_ge(msg_types(&o, t, NULL, &second), 2);
+	ck_assert_uint_eq(t[0], CN_MSG_ACK);
+	ck_assert_uint_eq(t[1], CN_MSG_DEAD);
+	ck_assert_str_eq(second.u.dead.name, "x");
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("node");
@@ -919,6 +1163,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, whole_fleet_restart_rejoins);
 	tcase_add_test(tc, failed_members_are_reaped);
 	tcase_add_test(tc, lossy_network_no_false_failures);
+	tcase_add_test(tc, merge_precedence_rules);
+	tcase_add_test(tc, accused_self_refutes);
+	tcase_add_test(tc, buddy_system_tells_suspect_first);
 	suite_add_tcase(s, tc);
 	return s;
 }

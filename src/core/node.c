@@ -111,7 +111,8 @@ enum {
 	CN_PUSHPULL_SCALE_N = 32, /* memberlist's pushPullScaleThreshold */
 	CN_STREAM_PLAIN_MAX = CN_STREAM_MAX - CN_ENVELOPE_OVERHEAD,
 };
-static_assert(CN_FWD_MAX <= UINT8_MAX + 1, "fwd index fits");
+static_assert(CN_INDIRECT_MAX <= UINT8_MAX, "nack counts are uint8_t");
+static_assert(CN_SEEDS_MAX <= INT8_MAX, "seed indexes are int8_t");
 
 enum stream_purpose { SP_JOIN = 1, SP_PUSHPULL = 2, SP_RECONNECT = 3 };
 
