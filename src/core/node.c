@@ -1152,7 +1152,7 @@ static void member_wire(const cn_node *n, const cn_member_rec *r, cn_member_wire
 	w->vmax = ep->vmax;
 }
 
-enum { STATE_ALL = UINT32_MAX };
+static const uint32_t STATE_ALL = UINT32_MAX; /* encode_state: every member */
 
 /* Slots to send: everything, or (a reconnect attempt) only ourselves and
  * the member we contact, so that a probe of a long-dead peer costs a few
