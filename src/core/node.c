@@ -104,7 +104,10 @@ enum {
 	CN_SEEDS_MAX = 16,        /* seeds remembered for joins and healing */
 	CN_FWD_MAX = 64,          /* ping-reqs relayed at once */
 	CN_STREAMS_MAX = 32,      /* our stream requests in flight */
-	CN_OUTBOX_MAX = 4096,     /* outputs waiting for the caller */
+	/* Outputs waiting for the caller. One push-pull of the largest size
+	 * can yield two events per member (join, suspect); the ring only grows
+	 * that far during such a burst and is given back once drained. */
+	CN_OUTBOX_MAX = 2 * CN_PUSHPULL_MEMBERS_MAX + 4096,
 	CN_INDIRECT_MAX = 16,     /* ceiling on indirect_checks */
 	CN_JOIN_BACKOFF_MS = 1000,
 	CN_PICK_TRIES = 32,       /* random picks before giving up on a round */
@@ -1555,8 +1558,6 @@ static void apply_defaults(cn_node_config *c)
 		c->gossip_to_dead_ms = d.gossip_to_dead_ms;
 	if (c->queue_max == 0)
 		c->queue_max = d.queue_max;
-	if (!c->lifeguard)
-		c->awareness_max = c->awareness_max ? c->awareness_max : 1;
 }
 
 static int add_self(cn_node *n)
