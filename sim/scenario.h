@@ -1,0 +1,124 @@
+/* sim_scenario: a simulation scenario read from YAML (sim/scenarios/).
+ *
+ * The file format is documented in docs/sim.md; in short:
+ *
+ *   name: steady            nodes: 64        duration: 120s     seed: 1
+ *   sample: 1s              start: {spread: 2s, seeds: 3}
+ *   network: {sites, intra_ms, inter_ms: [lo, hi], link_spread_ms,
+ *             jitter_ms, jitter_sigma, loss, duplicate, bandwidth,
+ *             queue_bytes, stream_timeout}
+ *   node: {any cn_node_config integer field by name, lifeguard: bool}
+ *   expect: {false_positives_max, detection_p99_ms_max, converged, ...}
+ *   timeline: [ {at: 30s, crash: {random: 1}}, ... ]
+ *
+ * Every error names the file, the line and the field. Durations are "250ms",
+ * "3s", "2m" or a bare number of seconds; counts are integers or "25%".
+ * Limits: SIM_ACTIONS_MAX timeline entries, SIM_SETS_MAX sets per action,
+ * SIM_IDS_MAX explicit ids per selector, SIM_NODES_MAX nodes. */
+#ifndef SIM_SCENARIO_H
+#define SIM_SCENARIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/node.h"
+
+enum {
+	SIM_NODES_MAX = 1u << 20,
+	SIM_ACTIONS_MAX = 4096,
+	SIM_SETS_MAX = 8,
+	SIM_IDS_MAX = 65536,
+	SIM_SITES_MAX = 64,
+};
+
+enum sim_sel_kind {
+	SEL_ALL = 1, SEL_LIVE, SEL_CRASHED, SEL_IDS, SEL_RANGE, SEL_FIRST, SEL_LAST,
+	SEL_RANDOM, SEL_LABEL,
+};
+
+/* A set of nodes, resolved against the world when the action runs. */
+typedef struct sim_sel {
+	uint8_t kind;
+	bool fraction;        /* count is a fraction of the node count */
+	double count;
+	uint32_t lo, hi;      /* SEL_RANGE: [lo, hi) */
+	uint32_t n_ids;
+	uint32_t *ids;        /* SEL_IDS: owned */
+	char key[CN_LABEL_KEY_MAX + 1], value[CN_LABEL_VALUE_MAX + 1];
+} sim_sel;
+
+/* Network parameters; the timeline's `net` action changes some of them. */
+typedef struct sim_netcfg {
+	uint32_t sites;          /* site=s<i> label, i = node index mod sites */
+	double intra_ms;         /* one-way base latency within a site */
+	double inter_lo_ms, inter_hi_ms; /* between sites: from site positions */
+	double link_spread_ms;   /* fixed per-link extra, uniform [0, spread) */
+	double jitter_ms;        /* mean per-packet extra, lognormal */
+	double jitter_sigma;
+	double loss, duplicate;  /* probabilities per datagram */
+	uint64_t bandwidth;      /* bytes/s per node egress, 0 = unlimited */
+	uint64_t queue_bytes;    /* egress queue beyond which datagrams drop */
+	uint64_t stream_timeout_us;
+} sim_netcfg;
+
+enum sim_net_field {
+	NF_INTRA = 1 << 0, NF_INTER = 1 << 1, NF_JITTER = 1 << 2, NF_SIGMA = 1 << 3,
+	NF_LOSS = 1 << 4, NF_DUP = 1 << 5, NF_BW = 1 << 6, NF_QUEUE = 1 << 7,
+	NF_SPREAD = 1 << 8, NF_STREAM_TIMEOUT = 1 << 9,
+};
+
+enum sim_act_type {
+	ACT_PARTITION = 1, ACT_BLOCK, ACT_HEAL, ACT_FLAP, ACT_CRASH, ACT_RESTART, ACT_PAUSE,
+	ACT_SLOW, ACT_SKEW, ACT_LEAVE, ACT_JOIN, ACT_MASS_RESTART, ACT_CHURN, ACT_NET,
+	ACT_BANDWIDTH,
+};
+
+typedef struct sim_action {
+	uint64_t at_us;
+	uint32_t line;
+	uint8_t type;
+	uint32_t n_sets;
+	sim_sel sets[SIM_SETS_MAX]; /* partition sets; block from,to; flap a,b; else nodes */
+	uint64_t for_us, period_us, down_us, over_us, delay_us, jitter_us;
+	int64_t offset_ms;
+	int32_t drift_ppm;
+	uint32_t count;
+	double rate;
+	uint64_t bandwidth, queue_bytes;
+	sim_netcfg net;
+	uint32_t net_mask;          /* enum sim_net_field */
+} sim_action;
+
+typedef struct sim_expect {
+	bool has_fp_max, has_det_p99_max, has_converged, has_detected_min;
+	uint64_t fp_max;
+	uint64_t det_p99_ms_max;
+	bool converged;
+	uint64_t detected_min;
+} sim_expect;
+
+typedef struct sim_scenario {
+	char name[64];
+	char file[512];
+	uint32_t nodes;
+	uint64_t duration_us;
+	uint64_t seed;
+	uint64_t sample_us;
+	uint64_t start_spread_us;
+	uint32_t seeds;              /* nodes 0..seeds-1 are every node's join seeds */
+	uint32_t paranoid_max;       /* full view checks when nodes <= this */
+	sim_netcfg net;
+	cn_node_config node;         /* name/addr/incarnation filled per node */
+	sim_expect expect;
+	uint32_t n_actions;
+	sim_action *actions;         /* owned, sorted by at_us (stable) */
+} sim_scenario;
+
+/* Parse file into *sc (defaults first). Returns 0, or CN_EINVAL/CN_EIO after
+ * printing "file:line: field: reason" to stderr. Free with sim_scenario_free. */
+int sim_scenario_load(sim_scenario *sc, const char *file);
+void sim_scenario_free(sim_scenario *sc);
+/* Durations as in the file ("250ms", "3s"): 0 or CN_EINVAL. */
+int sim_parse_duration_us(const char *text, int64_t *out);
+
+#endif
