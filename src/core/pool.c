@@ -21,11 +21,20 @@ typedef struct intern {
 	uint64_t hits;
 } intern;
 
+/* 64 bits at a time: metadata is ~1.7 KB and hashed on every intern,
+ * which a 10,000-node join storm does 10^8 times. */
 static uint64_t hash_bytes(const void *p, size_t n)
 {
 	const uint8_t *b = p;
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then a final mix */
-	for (size_t i = 0; i < n; i++)
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, b + i, sizeof w);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	for (; i < n; i++)
 		h = (h ^ b[i]) * 0x100000001b3ULL;
 	return cn_mix64(h);
 }
