@@ -17,6 +17,7 @@
  *   - every event is folded into a trace hash (the determinism check) and
  *     kept in a log for the assertions. */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1143,6 +1144,63 @@ START_TEST(buddy_system_tells_suspect_first)
 }
 END_TEST
 
+START_TEST(table_limit_refuses_new_members)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	cn_node_config c;
+	cn_node_config_default(&c);
+	strcpy(c.name, "me");
+	c.addr = node_addr(0);
+	c.max_members = 3; /* self and two others */
+	cn_node *n;
+	ck_assert_int_eq(cn_node_new(&c, pool, 1, 0, &n), 0);
+	const char *names[] = {"a", "b", "c", "d"};
+	for (int i = 0; i < 4; i++)
+		feed_alive(n, names[i], 1, 1, 0);
+	ck_assert_uint_eq(cn_node_member_count(n), 3);
+	ck_assert_uint_eq(cn_node_stats_get(n)->members_refused, 2);
+	ck_assert_uint_eq(view(n, "c", NULL), 255);
+	cn_node_assert_invariants(n);
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
+START_TEST(time_going_backwards_is_a_bug)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	cn_node *n = lone_node(pool, 1000);
+	cn_node_tick(n, 2000);
+	cn_node_tick(n, 1999); /* asserts */
+}
+END_TEST
+
+START_TEST(bad_config_is_refused)
+{
+	cn_node_config c;
+	cn_node_config_default(&c);
+	cn_node *n;
+	c.addr = node_addr(0);
+	ck_assert_int_eq(cn_node_new(&c, NULL, 1, 0, &n), CN_EINVAL); /* no name */
+	strcpy(c.name, "ok");
+	c.probe_timeout_ms = c.probe_interval_ms + 1;
+	ck_assert_int_eq(cn_node_new(&c, NULL, 1, 0, &n), CN_EINVAL);
+	c.probe_timeout_ms = 500;
+	c.addr.family = 0;
+	ck_assert_int_eq(cn_node_new(&c, NULL, 1, 0, &n), CN_EINVAL);
+	c.addr = node_addr(0);
+	ck_assert_int_eq(cn_node_new(&c, NULL, 1, 0, &n), 0); /* private pool */
+	ck_assert_int_eq(cn_node_leave(n, 0), 0);
+	ck_assert_int_eq(cn_node_join(n, &c.addr, 1, 0), CN_ESTATE);
+	cn_meta m;
+	memset(&m, 0, sizeof m);
+	ck_assert_int_eq(cn_node_set_meta(n, &m, 0), CN_ESTATE);
+	cn_node_free(n);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("node");
@@ -1166,6 +1224,11 @@ static Suite *suite(void)
 	tcase_add_test(tc, merge_precedence_rules);
 	tcase_add_test(tc, accused_self_refutes);
 	tcase_add_test(tc, buddy_system_tells_suspect_first);
+	tcase_add_test(tc, table_limit_refuses_new_members);
+	tcase_add_test(tc, bad_config_is_refused);
+#ifndef NDEBUG
+	tcase_add_test_raise_signal(tc, time_going_backwards_is_a_bug, SIGABRT);
+#endif
 	suite_add_tcase(s, tc);
 	return s;
 }

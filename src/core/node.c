@@ -717,49 +717,56 @@ static void make_accuse(const cn_node *n, uint8_t type, const cn_member_rec *r, 
 	strcpy(a->from, name_of(n, from == UINT32_MAX ? n->self : from));
 }
 
-/* Encode a queued update from the current view; see cn_queue_emit_fn. */
-static int emit_update(void *ctx, const cn_queue_item *it, size_t room)
+/* Build the message for a queued update from the current view of its
+ * member; false when the update is stale (the member moved on). */
+static bool make_update(const cn_node *n, const cn_queue_item *it, const cn_member_rec *r,
+			cn_msg *m)
 {
-	dgram *d = ctx;
-	const cn_node *n = d->n;
-	if (it->ident == d->skip)
-		return 0;
-	const cn_member_rec *r = cn_members_find(&n->members, it->ident);
-	if (r == NULL)
-		return -1;
-	cn_msg m;
 	switch (it->kind) {
 	case CN_MSG_ALIVE:
 		if (r->state != CN_STATE_ALIVE)
-			return -1;
-		make_alive(n, r, &m);
-		break;
+			return false;
+		make_alive(n, r, m);
+		return true;
 	case CN_MSG_META:
 		if (r->state != CN_STATE_ALIVE && r->state != CN_STATE_SUSPECT)
-			return -1;
-		msg_init(&m, CN_MSG_META);
-		strcpy(m.u.meta.name, name_of(n, r->ident));
-		m.u.meta.incarnation = r->incarnation;
-		m.u.meta.meta_version = r->meta_version;
-		m.u.meta.meta = *cn_pool_meta_get(n->pool, r->meta);
-		break;
+			return false;
+		msg_init(m, CN_MSG_META);
+		strcpy(m->u.meta.name, name_of(n, r->ident));
+		m->u.meta.incarnation = r->incarnation;
+		m->u.meta.meta_version = r->meta_version;
+		m->u.meta.meta = *cn_pool_meta_get(n->pool, r->meta);
+		return true;
 	case CN_MSG_SUSPECT:
 	case CN_MSG_DEAD:
 		if (r->state != (it->kind == CN_MSG_SUSPECT ? CN_STATE_SUSPECT : CN_STATE_DEAD))
-			return -1;
-		make_accuse(n, it->kind, r, it->from, &m);
-		break;
+			return false;
+		make_accuse(n, it->kind, r, it->from, m);
+		return true;
 	case CN_MSG_LEAVE:
 		if (r->state != CN_STATE_LEFT)
-			return -1;
-		msg_init(&m, CN_MSG_LEAVE);
-		strcpy(m.u.leave.name, name_of(n, r->ident));
-		m.u.leave.incarnation = r->incarnation;
-		break;
+			return false;
+		msg_init(m, CN_MSG_LEAVE);
+		strcpy(m->u.leave.name, name_of(n, r->ident));
+		m->u.leave.incarnation = r->incarnation;
+		return true;
 	default:
-		return -1;
+		assert(0 && "the queue holds only the five gossip kinds");
+		return false;
 	}
+}
+
+/* Encode a queued update into the datagram; see cn_queue_emit_fn. */
+static int emit_update(void *ctx, const cn_queue_item *it, size_t room)
+{
+	dgram *d = ctx;
 	assert(room == dg_room(d));
+	if (it->ident == d->skip)
+		return 0;
+	const cn_member_rec *r = cn_members_find(&d->n->members, it->ident);
+	cn_msg m;
+	if (r == NULL || !make_update(d->n, it, r, &m))
+		return -1;
 	return (int)dg_add(d, &m); /* 0 when it does not fit: skipped this time */
 }
 
@@ -1298,37 +1305,54 @@ int cn_node_stream_serve(cn_node *n, const cn_addr *from, const uint8_t *req, si
 	return rc;
 }
 
+/* Find and free our pending request stream_id; false if unknown. */
+static bool stream_take(cn_node *n, uint32_t stream_id, stream_state *out)
+{
+	for (int i = 0; i < CN_STREAMS_MAX && stream_id != 0; i++) {
+		if (n->streams[i].id == stream_id) {
+			*out = n->streams[i];
+			n->streams[i].id = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Merge a push-pull reply. Returns 0 or the decoding error. */
+static int merge_reply(cn_node *n, const stream_state *done, const uint8_t *reply, size_t len)
+{
+	uint8_t type = 0;
+	cn_pushpull pp;
+	cn_msg_stats ms = {0};
+	int rc = cn_pushpull_decode(reply, len, &type, &pp, merge_member, n, &ms);
+	n->stats.unknown_keys += ms.unknown_keys;
+	if (rc == 0 && type != CN_MSG_PUSH_PULL_REPLY)
+		rc = CN_EINVAL;
+	if (rc != 0) {
+		n->stats.decode_errors++;
+		n->stats.stream_failures++;
+		return rc;
+	}
+	if (done->seed >= 0) { /* remember who lives at the seed, for healing */
+		assert(done->seed < (int)n->n_seeds);
+		uint32_t id = ident_or_none(n, pp.source);
+		n->seed_ident[done->seed] = id == UINT32_MAX ? 0 : id + 1;
+	}
+	return 0;
+}
+
 int cn_node_stream_result(cn_node *n, uint32_t stream_id, const uint8_t *reply, size_t len,
 			  uint64_t now_ms)
 {
 	enter(n, now_ms);
-	stream_state *s = NULL;
-	for (int i = 0; i < CN_STREAMS_MAX && s == NULL; i++)
-		if (stream_id != 0 && n->streams[i].id == stream_id)
-			s = &n->streams[i];
+	stream_state done;
 	int rc = CN_ENOENT;
-	if (s != NULL) {
-		stream_state done = *s;
-		s->id = 0;
+	if (stream_take(n, stream_id, &done)) {
 		rc = 0;
-		if (reply == NULL) {
+		if (reply == NULL)
 			n->stats.stream_failures++;
-		} else {
-			uint8_t type = 0;
-			cn_pushpull pp;
-			cn_msg_stats ms = {0};
-			rc = cn_pushpull_decode(reply, len, &type, &pp, merge_member, n, &ms);
-			n->stats.unknown_keys += ms.unknown_keys;
-			if (rc == 0 && type != CN_MSG_PUSH_PULL_REPLY)
-				rc = CN_EINVAL;
-			if (rc != 0) {
-				n->stats.decode_errors++;
-				n->stats.stream_failures++;
-			} else if (done.seed >= 0) {
-				uint32_t id = ident_or_none(n, pp.source);
-				n->seed_ident[done.seed] = id == UINT32_MAX ? 0 : id + 1;
-			}
-		}
+		else
+			rc = merge_reply(n, &done, reply, len);
 	}
 	leave_entry(n);
 	return rc;
