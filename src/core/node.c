@@ -1725,8 +1725,14 @@ int cn_node_set_meta(cn_node *n, const cn_meta *meta, uint64_t now_ms)
 	if (rc == 0) {
 		cn_pool_meta_release(n->pool, n->meta_held); /* only the latest counts */
 		n->meta_held = ref;
-		if (now_ms >= meta_due_ms(n))
+		if (ref == self_rec(n)->meta) {
+			/* Same content as what we publish (refs are content
+			 * addressed): no new version, no gossip, nothing held. */
+			cn_pool_meta_release(n->pool, ref);
+			n->meta_held = 0;
+		} else if (now_ms >= meta_due_ms(n)) {
 			publish_meta(n);
+		}
 	}
 	leave_entry(n);
 	return rc;

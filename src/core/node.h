@@ -170,7 +170,10 @@ bool cn_node_leave_done(const cn_node *n);
 
 /* Replace our metadata; the change is gossiped with a new meta_version (not
  * a new incarnation). Rate-limited: a second change inside
- * meta_min_interval_ms is held and sent when the interval ends. */
+ * meta_min_interval_ms is held and sent when the interval ends.
+ * Setting the metadata already published is a no-op (no new version), so
+ * callers may refresh it periodically. Returns 0, CN_ESTATE (leaving) or
+ * CN_ENOMEM. */
 int cn_node_set_meta(cn_node *n, const cn_meta *meta, uint64_t now_ms);
 
 /* Members, self included. Copies out of the compact table: for views and
