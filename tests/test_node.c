@@ -1203,6 +1203,38 @@ START_TEST(bad_config_is_refused)
 }
 END_TEST
 
+START_TEST(unknown_types_are_skipped_and_counted)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	cn_node *n = lone_node(pool, 0);
+	/* [1, 15, {}] (a datagram type from the future), then an alive. */
+	uint8_t buf[CN_DATAGRAM_PLAIN_MAX] = {0x93, 0x01, 0x0f, 0x80};
+	cn_msg m;
+	memset(&m, 0, sizeof m);
+	m.version = CN_PROTO_VERSION;
+	m.type = CN_MSG_ALIVE;
+	strcpy(m.u.alive.name, "later");
+	m.u.alive.incarnation = 1;
+	m.u.alive.addr = node_addr(3);
+	m.u.alive.vmin = m.u.alive.vmax = CN_PROTO_VERSION;
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, buf + 4, sizeof buf - 4);
+	cn_msg_encode(&w, &m);
+	size_t len;
+	ck_assert_int_eq(cn_mp_writer_end(&w, &len), 0);
+	cn_addr from = node_addr(3);
+	ck_assert_int_eq(cn_node_recv(n, &from, buf, len + 4, 0), 0);
+	const cn_node_stats *st = cn_node_stats_get(n);
+	ck_assert_uint_eq(st->unknown_types, 1);
+	ck_assert_uint_eq(st->msgs_in, 1);
+	ck_assert_uint_eq(st->decode_errors, 0);
+	ck_assert_uint_eq(view(n, "later", NULL), CN_STATE_ALIVE);
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("node");
@@ -1228,6 +1260,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, buddy_system_tells_suspect_first);
 	tcase_add_test(tc, table_limit_refuses_new_members);
 	tcase_add_test(tc, bad_config_is_refused);
+	tcase_add_test(tc, unknown_types_are_skipped_and_counted);
 #ifndef NDEBUG
 	tcase_add_test_raise_signal(tc, time_going_backwards_is_a_bug, SIGABRT);
 #endif

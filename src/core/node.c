@@ -1129,7 +1129,8 @@ int cn_node_recv(cn_node *n, const cn_addr *from, const uint8_t *data, size_t le
 		cn_msg m;
 		int rc = cn_msg_decode(&r, &m, &ms);
 		if (rc == CN_EUNKNOWN || rc == CN_EVERSION) {
-			rc == CN_EUNKNOWN ? n->stats.unknown_types++ : n->stats.old_versions++;
+			/* Skipped whole; the decoder counts unknown types in ms. */
+			n->stats.old_versions += rc == CN_EVERSION;
 			continue;
 		}
 		if (rc != 0) {
