@@ -23,15 +23,15 @@
  *                max = suspicion_max_mult * min (lifeguard; else max = min)
  *                K = min(indirect_checks, N-2), C = distinct confirmations.
  *                Expiry: the suspect is declared failed (suspicion.h).
- *   gossip       next_gossip_ms += gossip_interval_ms; only armed while the
+ *   gossip       next_gossip_ms = now + gossip_interval_ms; armed only while the
  *                broadcast queue is non-empty. gossip_nodes random members,
  *                including members failed less than gossip_to_dead_ms ago.
- *   push-pull    next_pushpull_ms += pushpull_interval_ms * scale(N),
+ *   push-pull    next_pushpull_ms = now + pushpull_interval_ms * scale(N),
  *                scale = 1 for N <= 32, else ceil(log2 N - log2 32) + 1
  *                (memberlist's pushPullScale). Full state with one random
  *                alive member over the stream plane. First one at a random
  *                offset inside the interval so nodes do not synchronise.
- *   reconnect    next_reconnect_ms += reconnect_interval_ms: push-pull with
+ *   reconnect    next_reconnect_ms = now + reconnect_interval_ms: push-pull with
  *                one random failed (not left) member, else with a seed we
  *                do not currently see alive. This heals partitions and
  *                whole-fleet restarts with no operator. The request holds
@@ -66,9 +66,16 @@
  *   - A member that pings us while we think it failed gets our "dead"
  *     about it piggybacked first on the ack (buddy system extended to the
  *     dead): it refutes at once, which makes healing fast.
- *   - meta_version is kept in 32 bits per view entry (saturating): a node
- *     restarts it with each new incarnation, rate-limited to one per
- *     meta_min_interval_ms, so 2^32 is centuries.
+ *   - meta_version is kept in 32 bits per view entry (saturating): it
+ *     starts at 0 with each process (whose persisted incarnation is higher,
+ *     so the order (incarnation, meta_version) still only grows) and rises
+ *     at most once per meta_min_interval_ms, so 2^32 is centuries.
+ *   - Confirmations count by accuser ident; an accuser name we have never
+ *     heard of does not count (it is not interned, so hostile gossip cannot
+ *     grow the pool through the "from" field).
+ *   - Two live processes with one name at two addresses refute each other
+ *     forever (each sees the other's alive as an accusation). memberlist
+ *     has the same property; the agent's identity store prevents it.
  *   - The probe does not fall back to a stream-plane ping.
  *
  * INVARIANTS (assert_node_invariants; O(1) ones on every entry point,
