@@ -2,6 +2,7 @@
  * determinism, and refusal of hostile input. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,7 @@ START_TEST(converges_on_grid)
 {
 	static cn_vivaldi v[N];
 	double median = run_grid(1, v);
+	printf("vivaldi: 5x5 grid, 1000 rounds: median relative error %.1f%%\n", 100.0 * median);
 	ck_assert_msg(median < 0.15, "median relative error %.3f", median);
 	/* The error estimates came down from their 1.5 start. */
 	for (int i = 0; i < N; i++)
