@@ -33,8 +33,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Canonical members are never longer than the ones they came from,
 	 * so twice the input plus a header always holds the re-encoding. */
 	size_t cap = 2 * size + 256;
-	uint8_t *members = malloc(cap), *msg = malloc(cap + 64), *again = malloc(cap);
-	CHECK(members && msg && again);
+	/* Buffers live for the whole run and only grow: a malloc/free per
+	 * input fills ASan's quarantine and trips the RSS limit. */
+	static uint8_t *members, *msg, *again;
+	static size_t have;
+	if (cap > have) {
+		free(members), free(msg), free(again);
+		members = malloc(cap), msg = malloc(cap + 64), again = malloc(cap);
+		CHECK(members && msg && again);
+		have = cap;
+	}
 	struct sink s = {.calls = 0};
 	cn_mp_writer_init(&s.w, members, cap);
 	cn_pushpull pp, pp2;
@@ -44,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(rc <= 0 && rc >= CN_ERR_MIN_);
 	if (rc != 0) {
 		CHECK(s.calls == 0);
-		goto out;
+		return 0;
 	}
 	CHECK(type == CN_MSG_PUSH_PULL || type == CN_MSG_PUSH_PULL_REPLY);
 	CHECK(s.calls == pp.n_members && pp.n_members <= CN_PUSHPULL_MEMBERS_MAX);
@@ -63,9 +71,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t alen;
 	CHECK(cn_mp_writer_end(&s2.w, &alen) == 0);
 	CHECK(alen == mlen && memcmp(again, members, mlen) == 0);
-out:
-	free(members);
-	free(msg);
-	free(again);
 	return 0;
 }
