@@ -850,8 +850,10 @@ static void load_vector(const char *path, struct vector *v)
 	ck_assert_msg(v->name[0] && v->len > 0 && v->want.n > 0, "%s: incomplete", path);
 }
 
+enum { VECTOR_PATH_MAX = 4096 + 300 };
+
 /* Every *.vec file in proto/vectors, sorted by name. */
-static int list_vectors(char names[][256], int max)
+static int list_vectors(char names[][VECTOR_PATH_MAX], int max)
 {
 	DIR *d = opendir(CN_SOURCE_ROOT "/proto/vectors");
 	ck_assert_msg(d != NULL, "cannot open " CN_SOURCE_ROOT "/proto/vectors");
@@ -859,13 +861,16 @@ static int list_vectors(char names[][256], int max)
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		size_t l = strlen(e->d_name);
-		if (l > 4 && strcmp(e->d_name + l - 4, ".vec") == 0) {
+		if (l > 4 && l < 256 && strcmp(e->d_name + l - 4, ".vec") == 0) {
 			ck_assert_int_lt(n, max);
-			snprintf(names[n++], 256, "%s/proto/vectors/%s", CN_SOURCE_ROOT, e->d_name);
+			/* The checkout may live anywhere; the path can be long. */
+			int w = snprintf(names[n++], VECTOR_PATH_MAX, "%s/proto/vectors/%.255s",
+					 CN_SOURCE_ROOT, e->d_name);
+			ck_assert_msg(w > 0 && w < VECTOR_PATH_MAX, "vector path too long");
 		}
 	}
 	closedir(d);
-	qsort(names, (size_t)n, 256, (int (*)(const void *, const void *))strcmp);
+	qsort(names, (size_t)n, VECTOR_PATH_MAX, (int (*)(const void *, const void *))strcmp);
 	return n;
 }
 
@@ -873,7 +878,7 @@ enum { VECTORS_MAX = 256 };
 
 START_TEST(vectors_decode_and_reencode)
 {
-	static char names[VECTORS_MAX][256];
+	static char names[VECTORS_MAX][VECTOR_PATH_MAX];
 	int n = list_vectors(names, VECTORS_MAX);
 	ck_assert_int_ge(n, 60);
 	struct vector *v = malloc(sizeof *v);
@@ -962,7 +967,7 @@ static int pushpull_any(const uint8_t *b, size_t len)
 
 START_TEST(truncation_at_every_offset)
 {
-	static char names[VECTORS_MAX][256];
+	static char names[VECTORS_MAX][VECTOR_PATH_MAX];
 	int n = list_vectors(names, VECTORS_MAX);
 	struct vector *v = malloc(sizeof *v);
 	enum { MSGS = 16 };
@@ -1034,7 +1039,7 @@ static size_t mutate(cn_rng *g, uint8_t *b, size_t len, size_t cap)
 
 START_TEST(million_mutations)
 {
-	static char names[VECTORS_MAX][256];
+	static char names[VECTORS_MAX][VECTOR_PATH_MAX];
 	int n = list_vectors(names, VECTORS_MAX);
 	struct vector *vs = malloc((size_t)n * sizeof *vs);
 	for (int i = 0; i < n; i++)
