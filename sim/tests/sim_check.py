@@ -7,6 +7,8 @@ usage: sim_check.py EXE SCENARIO [sim flags...] [--check PATH OP VALUE]...
 --check       dotted path into summary.json, OP one of == != <= < >= >
 --determinism run twice; the digest and every summary field except the
               wall-clock ones must be equal.
+--lifeguard-better  also run with --lifeguard off; Lifeguard on must make
+              strictly fewer false-positive declarations than off.
 --expect-exit expected exit status (default 0); with --stderr-has, the text
               that stderr must contain (parse errors name file:line:field).
 Any failure prints the command line, so the seed is there to replay.
@@ -37,6 +39,7 @@ def lookup(d, path):
 def main(argv):
     exe, args = argv[1], []
     checks, determinism, want_exit, stderr_has = [], False, 0, None
+    lifeguard_better = False
     i = 2
     while i < len(argv):
         a = argv[i]
@@ -45,6 +48,9 @@ def main(argv):
             i += 4
         elif a == "--determinism":
             determinism = True
+            i += 1
+        elif a == "--lifeguard-better":
+            lifeguard_better = True
             i += 1
         elif a == "--expect-exit":
             want_exit = int(argv[i + 1])
@@ -90,6 +96,15 @@ def main(argv):
                     if fa.read() != fb.read():
                         print("FAIL: %s differs between runs (%s)" % (name, " ".join(cmd)))
                         bad += 1
+        if lifeguard_better:
+            cmd3, p3 = run(exe, args + ["--lifeguard", "off"], tmp + "/off")
+            with open(tmp + "/off/summary.json") as f:
+                off = json.load(f)
+            on_n, off_n = s["false_positive_declarations"], off["false_positive_declarations"]
+            print("false-positive declarations: lifeguard on %d, off %d" % (on_n, off_n))
+            if not (s["lifeguard"] and not off["lifeguard"] and on_n < off_n):
+                print("FAIL: Lifeguard did not reduce false positives (%s)" % " ".join(cmd3))
+                bad += 1
         print("digest %s, %s" % (s["digest"], " ".join(cmd)))
         return 1 if bad else 0
 
