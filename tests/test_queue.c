@@ -164,6 +164,28 @@ START_TEST(stale_entries_are_dropped)
 }
 END_TEST
 
+static int calls;
+static int emit_counting(void *ctx, const cn_queue_item *it, size_t room)
+{
+	(void)ctx;
+	(void)it;
+	calls++;
+	return room >= 100 ? 100 : 0;
+}
+
+START_TEST(full_datagram_stops_the_scan)
+{
+	cn_queue q;
+	cn_queue_init(&q, 1000);
+	for (uint32_t i = 0; i < 500; i++)
+		ck_assert_int_eq(cn_queue_push(&q, i, CN_MSG_ALIVE, 0), 0);
+	calls = 0;
+	ck_assert_uint_eq(cn_queue_fill(&q, 5, 1050, emit_counting, NULL), 10);
+	ck_assert_int_eq(calls, 10 + CN_QUEUE_MISSES_MAX); /* not 500 */
+	cn_queue_free(&q);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("queue");
@@ -174,6 +196,7 @@ int main(void)
 	tcase_add_test(tc, newer_update_supersedes);
 	tcase_add_test(tc, full_queue_drops_most_sent);
 	tcase_add_test(tc, stale_entries_are_dropped);
+	tcase_add_test(tc, full_datagram_stops_the_scan);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

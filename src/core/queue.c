@@ -215,14 +215,15 @@ uint32_t cn_queue_fill(cn_queue *q, uint32_t limit, size_t room, cn_queue_emit_f
 {
 	assert(limit >= 1 && limit <= CN_QUEUE_TRANSMIT_MAX);
 	uint32_t sent[CN_QUEUE_FILL_MAX], stale[CN_QUEUE_FILL_MAX];
-	uint32_t n_sent = 0, n_stale = 0, seen = 0;
+	uint32_t n_sent = 0, n_stale = 0, seen = 0, misses = 0;
 	for (int b = 0; b < CN_QUEUE_BUCKETS && seen < CN_QUEUE_FILL_MAX; b++) {
 		for (uint32_t i = q->head[b]; i != NONE && seen < CN_QUEUE_FILL_MAX;
 		     i = q->e[i].next) {
-			if (room < CN_QUEUE_MSG_MIN)
+			if (room < CN_QUEUE_MSG_MIN || misses >= CN_QUEUE_MISSES_MAX)
 				goto done;
 			seen++;
 			int used = emit(ctx, &q->e[i].item, room);
+			misses = used == 0 ? misses + 1 : 0;
 			if (used < 0) {
 				stale[n_stale++] = q->e[i].item.ident;
 			} else if (used > 0) {

@@ -18,7 +18,9 @@
  *
  * Bounded: at most `max` entries; pushing into a full queue drops the entry
  * sent most often (the oldest of those), counted in `dropped`.
- * Cost: push/remove O(1); fill O(B + scanned) with B = 64 buckets. */
+ * Cost: push/remove O(1); fill O(B + scanned) with B = 64 buckets; a fill
+ * stops after CN_QUEUE_MISSES_MAX updates in a row did not fit, so a full
+ * datagram does not cost an encoding attempt per queued update. */
 #ifndef CN_CORE_QUEUE_H
 #define CN_CORE_QUEUE_H
 
@@ -33,6 +35,7 @@ enum {
 	CN_QUEUE_BUCKETS = CN_QUEUE_TRANSMIT_MAX + 1,
 	CN_QUEUE_FILL_MAX = 128,     /* entries considered by one fill */
 	CN_QUEUE_MSG_MIN = 12,       /* smaller rooms are not worth scanning */
+	CN_QUEUE_MISSES_MAX = 4,     /* consecutive "does not fit": datagram full */
 };
 
 typedef struct cn_queue_item {
