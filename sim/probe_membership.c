@@ -9,8 +9,8 @@
  *
  * From the pairs, incrementally (O(1) per event, O(N) per crash/start):
  *   bad     pairs (live observer, member) where the view is wrong: a live
- *           member not seen alive, or a gone member still seen alive or
- *           suspect. bad == 0 is "converged"; each disturbance (crash,
+ *           member not seen alive or suspect, or a gone member still seen
+ *           alive or suspect. bad == 0 is "converged"; each disturbance (crash,
  *           restart, leave, join, heal, churn) is closed at the first
  *           instant bad == 0 after it.
  *   n_up[m] live observers that see m alive or suspect: a crash of m is
@@ -89,7 +89,10 @@ static bool up_state(uint8_t s) { return s == S_ALIVE || s == S_SUSPECT; }
 
 static bool bad_of(bool expect_up, uint8_t s)
 {
-	return expect_up ? s != S_ALIVE : up_state(s);
+	/* A live member seen as suspect is still in the membership (as in
+	 * memberlist): under loss some member is always suspect somewhere,
+	 * and a stricter rule would make convergence unmeasurable. */
+	return expect_up ? !up_state(s) : up_state(s);
 }
 
 static void vpush(sim_world *w, u64v *v, uint64_t x)
