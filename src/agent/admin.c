@@ -130,24 +130,10 @@ static int cmd_members(cn_agent *a, bool json)
 	return out->err;
 }
 
-static int cmd_info(cn_agent *a, bool json)
+size_t cn_agent_counters(const cn_agent *a, cn_counter out[CN_COUNTERS_MAX])
 {
-	cn_member self;
-	cn_node_self(a->node, &self);
 	const cn_node_stats *st = cn_node_stats_get(a->node);
-	char addr[CN_ADDR_STR_MAX];
-	cn_addr_format(&self.addr, addr, sizeof addr);
-	cn_keyring_entry keys[CN_KEYRING_MAX];
-	size_t n_keys = cn_keyring_list(&a->ring, keys);
-	size_t alive = cn_node_count_state(a->node, CN_STATE_ALIVE);
-	size_t suspect = cn_node_count_state(a->node, CN_STATE_SUSPECT);
-	size_t failed = cn_node_count_state(a->node, CN_STATE_DEAD);
-	size_t left = cn_node_count_state(a->node, CN_STATE_LEFT);
-	cn_buf *out = &a->reply;
-	struct {
-		const char *name;
-		uint64_t v;
-	} counters[] = {
+	const cn_counter all[] = {
 		{"datagrams_in", st->datagrams_in}, {"datagrams_out", st->datagrams_out},
 		{"bytes_in", st->bytes_in}, {"bytes_out", st->bytes_out},
 		{"msgs_in", st->msgs_in}, {"msgs_out", st->msgs_out},
@@ -159,11 +145,60 @@ static int cmd_info(cn_agent *a, bool json)
 		{"deaths_declared", st->deaths_declared}, {"streams_out", st->streams_out},
 		{"stream_failures", st->stream_failures}, {"pushpulls_served", st->pushpulls_served},
 		{"gossip_sent", st->gossip_sent}, {"gossip_dropped", st->gossip_dropped},
+		{"misdirected", st->misdirected}, {"members_refused", st->members_refused},
+		{"outputs_dropped", st->outputs_dropped}, {"streams_in", st->streams_in},
 		{"unsealable", a->unsealable}, {"unknown_key_id", a->unknown_key},
 		{"send_errors", a->send_errors}, {"admin_refused", a->admin_refused},
 		{"keysyncs_sent", a->keysyncs_sent}, {"keysyncs_applied", a->keysyncs_applied},
 	};
-	size_t n_counters = sizeof counters / sizeof counters[0];
+	size_t n = sizeof all / sizeof all[0];
+	_Static_assert(sizeof all / sizeof all[0] <= CN_COUNTERS_MAX, "counter table");
+	memcpy(out, all, sizeof all);
+	return n;
+}
+
+void cn_agent_render_metrics(const cn_agent *a, cn_buf *out)
+{
+	cn_member self;
+	cn_node_self(a->node, &self);
+	static const struct {
+		uint8_t state;
+		const char *name;
+	} states[] = {{CN_STATE_ALIVE, "alive"}, {CN_STATE_SUSPECT, "suspect"},
+		      {CN_STATE_DEAD, "failed"}, {CN_STATE_LEFT, "left"}};
+	cn_buf_puts(out, "# HELP canopy_members Members this agent knows, by state.\n"
+			 "# TYPE canopy_members gauge\n");
+	for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+		cn_buf_printf(out, "canopy_members{state=\"%s\"} %zu\n", states[i].name,
+			      cn_node_count_state(a->node, states[i].state));
+	cn_buf_printf(out, "# HELP canopy_health_score Lifeguard local health (0 is healthy).\n"
+			   "# TYPE canopy_health_score gauge\ncanopy_health_score %u\n"
+			   "# TYPE canopy_incarnation gauge\ncanopy_incarnation %llu\n"
+			   "# TYPE canopy_keys gauge\ncanopy_keys %zu\n",
+		      cn_node_health_score(a->node), (unsigned long long)self.incarnation,
+		      cn_keyring_count(&a->ring));
+	cn_counter c[CN_COUNTERS_MAX];
+	size_t n = cn_agent_counters(a, c);
+	for (size_t i = 0; i < n; i++)
+		cn_buf_printf(out, "# TYPE canopy_%s_total counter\ncanopy_%s_total %llu\n", c[i].name,
+			      c[i].name, (unsigned long long)c[i].value);
+}
+
+static int cmd_info(cn_agent *a, bool json)
+{
+	cn_member self;
+	cn_node_self(a->node, &self);
+	char addr[CN_ADDR_STR_MAX];
+	cn_addr_format(&self.addr, addr, sizeof addr);
+	cn_keyring_entry keys[CN_KEYRING_MAX];
+	size_t n_keys = cn_keyring_list(&a->ring, keys);
+	size_t alive = cn_node_count_state(a->node, CN_STATE_ALIVE);
+	size_t suspect = cn_node_count_state(a->node, CN_STATE_SUSPECT);
+	size_t failed = cn_node_count_state(a->node, CN_STATE_DEAD);
+	size_t left = cn_node_count_state(a->node, CN_STATE_LEFT);
+	cn_buf *out = &a->reply;
+	cn_counter counters[CN_COUNTERS_MAX];
+	size_t n_counters = cn_agent_counters(a, counters);
 	if (json) {
 		cn_json j;
 		cn_json_init(&j, out);
@@ -201,7 +236,7 @@ static int cmd_info(cn_agent *a, bool json)
 		cn_json_key(&j, "stats");
 		cn_json_obj_begin(&j);
 		for (size_t i = 0; i < n_counters; i++)
-			cn_json_kv_u64(&j, counters[i].name, counters[i].v);
+			cn_json_kv_u64(&j, counters[i].name, counters[i].value);
 		cn_json_obj_end(&j);
 		cn_json_obj_end(&j);
 		cn_buf_puts(out, "\n");
@@ -223,7 +258,7 @@ static int cmd_info(cn_agent *a, bool json)
 				      (unsigned long long)a->unknown_key, (unsigned)a->last_unknown_key_id);
 		cn_buf_puts(out, "counters:\n");
 		for (size_t i = 0; i < n_counters; i++)
-			cn_buf_printf(out, "  %-18s %llu\n", counters[i].name, (unsigned long long)counters[i].v);
+			cn_buf_printf(out, "  %-18s %llu\n", counters[i].name, (unsigned long long)counters[i].value);
 	}
 	return out->err;
 }

@@ -1070,11 +1070,19 @@ static int setup(cn_agent *a, uint64_t now_ms)
 			cn_node_join(a->node, seeds, n, now_ms);
 	}
 	a->next_health_ms = now_ms + CN_HEALTH_INTERVAL_MS;
+	if (a->opts.metrics[0]) {
+		if ((rc = cn_metrics_start(a->opts.metrics, &a->metrics, err, sizeof err)) != 0) {
+			cn_agent_log("error: %s", err);
+			return rc;
+		}
+		a->next_metrics_ms = now_ms;
+	}
 	return 0;
 }
 
 static void teardown(cn_agent *a)
 {
+	cn_metrics_stop(a->metrics);
 	for (size_t i = 0; i < CN_STREAMS_MAX; i++)
 		if (a->reqs[i].used)
 			stream_close(a, &a->reqs[i]);
@@ -1141,6 +1149,15 @@ static int loop(cn_agent *a)
 			sample_health(a, now);
 			a->next_health_ms = now + CN_HEALTH_INTERVAL_MS;
 		}
+		if (a->metrics && now >= a->next_metrics_ms) {
+			cn_buf page;
+			cn_buf_init(&page, 1 << 20);
+			cn_agent_render_metrics(a, &page);
+			if (page.err == 0)
+				cn_metrics_publish(a->metrics, cn_buf_str(&page), page.len);
+			cn_buf_free(&page);
+			a->next_metrics_ms = now + CN_METRICS_INTERVAL_MS;
+		}
 		flush_outbox(a, now);
 		if (a->leaving && (cn_node_leave_done(a->node) || now >= a->leave_deadline_ms)) {
 			cn_agent_log("left the fleet");
@@ -1150,6 +1167,8 @@ static int loop(cn_agent *a)
 		uint64_t deadline = cn_node_deadline(a->node);
 		if (deadline > a->next_health_ms)
 			deadline = a->next_health_ms;
+		if (a->metrics && deadline > a->next_metrics_ms)
+			deadline = a->next_metrics_ms;
 		size_t n = 0;
 		pfd[n] = (struct pollfd){.fd = a->udp_fd, .events = POLLIN};
 		pmap[n++] = NULL;

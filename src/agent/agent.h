@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent/metrics.h"
 #include "agent/opts.h"
 #include "core/node.h"
 #include "crypto/identity.h"
@@ -30,6 +31,7 @@ enum {
 	CN_STREAMS_MAX = 64,           /* outstanding outbound stream requests */
 	CN_STREAM_TIMEOUT_MS = 10000,  /* give up on a stream request after */
 	CN_HEALTH_INTERVAL_MS = 10000, /* sample device health */
+	CN_METRICS_INTERVAL_MS = 1000, /* refresh the /metrics snapshot */
 	CN_LEAVE_TIMEOUT_MS = 5000,    /* longest wait for the leave to spread */
 	CN_KEYOP_TIMEOUT_MS = 8000,    /* fleet-wide key operation */
 	CN_KEYSYNC_SLOTS = 16,         /* peers remembered for key sync rate limit */
@@ -109,6 +111,8 @@ typedef struct cn_agent {
 	uint8_t *seal_buf;         /* CN_STREAM_MAX scratch for sealing */
 	uint8_t *open_buf;         /* CN_STREAM_MAX scratch for opening */
 	cn_buf reply;              /* admin reply text */
+	cn_metrics *metrics;       /* NULL unless --metrics */
+	uint64_t next_metrics_ms;
 } cn_agent;
 
 /* Run the agent until SIGTERM/SIGINT or `canopy leave`. argv[0] = "agent".
@@ -125,6 +129,15 @@ struct cn_admin_req;
 int cn_agent_admin(cn_agent *a, const struct cn_admin_req *req, uint64_t now_ms);
 /* Finish a deferred key operation: render its result into a->reply. */
 int cn_agent_keyop_finish(cn_agent *a);
+/* Counters shown by `info` and exported as metrics. */
+enum { CN_COUNTERS_MAX = 48 };
+typedef struct cn_counter {
+	const char *name;
+	uint64_t value;
+} cn_counter;
+size_t cn_agent_counters(const cn_agent *a, cn_counter out[CN_COUNTERS_MAX]);
+/* The Prometheus page (metrics.h publishes it). */
+void cn_agent_render_metrics(const cn_agent *a, cn_buf *out);
 /* Publish one membership event to monitors. */
 void cn_agent_publish_event(cn_agent *a, const cn_event *ev);
 /* Apply a key operation locally (also what peers do) and persist the ring. */

@@ -169,6 +169,9 @@ static int load_config(cn_agent_opts *o, const char *file)
 		} else if (!strcmp(key, "data_dir")) {
 			if (o->data_dir[0] == '\0')
 				rc = set_str(o->data_dir, sizeof o->data_dir, v, where);
+		} else if (!strcmp(key, "metrics")) {
+			if (o->metrics[0] == '\0')
+				rc = set_str(o->metrics, sizeof o->metrics, v, where);
 		} else if (!strcmp(key, "keyring")) {
 			if (o->keyring[0] == '\0')
 				rc = set_str(o->keyring, sizeof o->keyring, v, where);
@@ -198,6 +201,7 @@ int cn_agent_opts_parse(int argc, char **argv, cn_agent_opts *o)
 		{"admin-mode", required_argument, NULL, 'm'},
 		{"admin-uid", required_argument, NULL, 'u'},
 		{"set", required_argument, NULL, 'S'},
+		{"metrics", required_argument, NULL, 'M'},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -223,6 +227,7 @@ int cn_agent_opts_parse(int argc, char **argv, cn_agent_opts *o)
 		case 'k': rc = set_str(o->keyring, sizeof o->keyring, optarg, "--keyring"); break;
 		case 'l': rc = add_label(o, optarg, "--label"); break;
 		case 'c': rc = set_str(o->config, sizeof o->config, optarg, "--config"); break;
+		case 'M': rc = set_str(o->metrics, sizeof o->metrics, optarg, "--metrics"); break;
 		case 'm': {
 			char *end;
 			unsigned long m = strtoul(optarg, &end, 8);

@@ -28,6 +28,7 @@ typedef struct cn_agent_opts {
 	char data_dir[CN_PATH_MAX];
 	char keyring[CN_PATH_MAX];  /* "" = DIR/keyring */
 	char config[CN_PATH_MAX];
+	char metrics[64];           /* loopback IP:PORT for /metrics, "" = off */
 	unsigned admin_mode;        /* admin/events socket file mode (0600) */
 	long admin_uid;             /* an extra uid allowed to administer (-1 none) */
 	cn_meta meta;               /* labels from --label / config */

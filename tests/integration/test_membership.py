@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import Fleet  # noqa: E402
+from fleet import Fleet, free_port  # noqa: E402
 
 NAMES = ["n0", "n1", "n2", "n3", "n4"]
 
@@ -34,7 +35,8 @@ def main():
     fleet = Fleet(canopy)
     passed = 0
     try:
-        fleet.start("n0")
+        metrics_port = free_port()
+        fleet.start("n0", extra=["--metrics", "127.0.0.1:%d" % metrics_port])
         for n in NAMES[1:]:
             fleet.start(n, seeds=["n0"])
 
@@ -44,6 +46,11 @@ def main():
                        all_see(fleet, NAMES, lambda v: len(v) == 5 and
                                all(m["state"] == "alive" for m in v.values())), 30)
         print("converged in %.2fs" % (time.time() - t0))
+        # the metrics plane on loopback: Prometheus text
+        page = fleet.wait_for("metrics page with 5 alive members", lambda: (
+            'canopy_members{state="alive"} 5' in (p := urllib.request.urlopen(
+                "http://127.0.0.1:%d/metrics" % metrics_port, timeout=5).read().decode()), p), 10)
+        assert "canopy_probes_total" in page, page
         m = fleet.members("n1")["n0"]
         for field in ("name", "addr", "state", "incarnation", "labels", "capacity", "health"):
             assert field in m, field
