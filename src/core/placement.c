@@ -542,9 +542,9 @@ static int zones_for(struct ctx *c, const cn_jobspec *s, uint32_t *out)
 	free(vt.head);
 	free(first);
 	free(chain);
+	z->next = *slot;
 	*out = (uint32_t)c->n_zs++;
 	*slot = *out + 1;
-	z->next = 0;
 	return 0;
 }
 
