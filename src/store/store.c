@@ -68,6 +68,11 @@ int cn_store_open(const char *dir, size_t map_size_mb, cn_store **out, char *err
 	return 0;
 }
 
+struct MDB_env *cn_store_env(cn_store *s)
+{
+	return s->env;
+}
+
 void cn_store_close(cn_store *s)
 {
 	if (s == NULL)
