@@ -318,15 +318,25 @@ START_TEST(sigkill_loses_no_acknowledged_write)
 		ck_assert_int_eq(posix_spawn(&pid, exe, &fa, NULL, argv, environ), 0);
 		posix_spawn_file_actions_destroy(&fa);
 		close(fds[1]);
-		/* Kill after a random 5-80 ms: during open, mid-commit, anywhere. */
-		struct timespec ts = {0, (long)(5 + cn_rng_below(&rng, 76)) * 1000000L};
+		/* Even rounds: kill after a random 5-80 ms, during open or
+		 * anywhere. Odd rounds: once the first write was acknowledged
+		 * (so a slow, loaded machine still kills mid-writing), after a
+		 * random 0-20 ms more. */
+		char buf[8192];
+		size_t have = 0;
+		ssize_t got;
+		long delay_ms = (long)(5 + cn_rng_below(&rng, 76));
+		if (round % 2 == 1) {
+			while (memchr(buf, '\n', have) == NULL &&
+			       (got = read(fds[0], buf + have, sizeof buf - 1 - have)) > 0)
+				have += (size_t)got;
+			delay_ms = (long)cn_rng_below(&rng, 21);
+		}
+		struct timespec ts = {0, delay_ms * 1000000L};
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		int status;
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-		char buf[8192];
-		size_t have = 0;
-		ssize_t got;
 		while ((got = read(fds[0], buf + have, sizeof buf - 1 - have)) > 0)
 			have += (size_t)got;
 		close(fds[0]);

@@ -185,6 +185,8 @@ START_TEST(role_spec_errors)
 	ck_assert_int_eq(cn_trust_check(&t, &r.d, why, sizeof why), CN_EPERM);
 	ck_assert_ptr_nonnull(strstr(why, "unknown or repeated field 'v'"));
 	ck_assert_int_eq(cn_trust_set_role(&t, &r.d), CN_EINVAL);
+	/* an empty body (found by fuzz_trust: no reader over NULL) */
+	ck_assert_int_eq(cn_trust_role_parse(NULL, 0, why, sizeof why), CN_EINVAL);
 	cn_trust_free(&t);
 }
 END_TEST

@@ -66,6 +66,8 @@ bool cn_doc_writer_ok(const char *s, size_t len)
 /* Exactly one msgpack object, nested at most CN_MP_DEPTH_MAX. */
 static bool body_ok(const uint8_t *body, size_t len)
 {
+	if (len == 0) /* a live document has a body; also no reader over NULL */
+		return false;
 	cn_mp_reader r;
 	cn_mp_reader_init(&r, body, len);
 	return cn_mp_skip(&r) == 0 && cn_mp_remaining(&r) == 0;

@@ -256,7 +256,8 @@ static int role_spec_parse(const uint8_t *body, size_t len, role_spec *spec, cha
 {
 	memset(spec, 0, sizeof *spec);
 	cn_mp_reader r;
-	cn_mp_reader_init(&r, body, len);
+	static const uint8_t none = 0; /* no reader over NULL, even for 0 bytes */
+	cn_mp_reader_init(&r, len ? body : &none, len);
 	uint32_t n;
 	if (cn_mp_read_map(&r, &n, 8) != 0) {
 		say(why, cap, "role spec: not a mapping of key, kinds, prefixes");

@@ -118,7 +118,7 @@ static size_t audit_key(uint8_t *out, const char *node, uint64_t seq)
 
 static bool has_prefix(const MDB_val *k, const uint8_t *prefix, size_t n)
 {
-	return k->mv_size >= n && memcmp(k->mv_data, prefix, n) == 0;
+	return n == 0 || (k->mv_size >= n && memcmp(k->mv_data, prefix, n) == 0);
 }
 
 static int read_begin(cn_policy_lmdb *l, MDB_txn **txn)
