@@ -32,6 +32,7 @@ enum {
 	CN_STREAM_TIMEOUT_MS = 10000,  /* give up on a stream request after */
 	CN_HEALTH_INTERVAL_MS = 10000, /* sample device health */
 	CN_METRICS_INTERVAL_MS = 1000, /* refresh the /metrics snapshot */
+	CN_HEALTH_REFRESH_MS = 300000, /* republish health at least this often */
 	CN_LEAVE_TIMEOUT_MS = 5000,    /* longest wait for the leave to spread */
 	CN_KEYOP_TIMEOUT_MS = 8000,    /* fleet-wide key operation */
 	CN_KEYSYNC_SLOTS = 16,         /* peers remembered for key sync rate limit */
@@ -90,6 +91,7 @@ typedef struct cn_agent {
 	int sig_fd;
 
 	uint64_t next_health_ms;
+	uint64_t health_sent_ms;
 	bool leaving;
 	uint64_t leave_deadline_ms;
 	bool stop;
