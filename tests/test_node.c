@@ -1043,6 +1043,58 @@ START_TEST(merge_precedence_rules)
 }
 END_TEST
 
+/* An alive member that speaks no version of ours: recorded, never probed,
+ * so only the messages the test feeds move its suspicion. */
+static void feed_unprobed(cn_node *n, const char *name, uint64_t inc, uint64_t now)
+{
+	cn_msg m;
+	memset(&m, 0, sizeof m);
+	m.version = CN_PROTO_VERSION;
+	m.type = CN_MSG_ALIVE;
+	strcpy(m.u.alive.name, name);
+	m.u.alive.incarnation = inc;
+	m.u.alive.addr = node_addr(9);
+	m.u.alive.vmin = m.u.alive.vmax = 200;
+	feed(n, &m, now);
+}
+
+/* A suspect accused again at a higher incarnation (it refuted, we missed the
+ * alive) gets a fresh timer: the old accusation's clock does not fail it. */
+START_TEST(suspicion_at_newer_incarnation_restarts_timer)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	uint64_t t0 = 5000, inc;
+	cn_node *n = lone_node(pool, t0);
+	feed_unprobed(n, "x", 5, t0);
+	feed_unprobed(n, "w", 5, t0); /* control: same timeout, not re-accused */
+	feed_accuse(n, CN_MSG_SUSPECT, "x", 5, "y", t0);
+	feed_accuse(n, CN_MSG_SUSPECT, "w", 5, "y", t0);
+	uint64_t t1 = t0 + 3000;
+	feed_accuse(n, CN_MSG_SUSPECT, "x", 6, "z", t1);
+	ck_assert_uint_eq(view(n, "x", &inc), CN_STATE_SUSPECT);
+	ck_assert_uint_eq(inc, 6);
+	uint64_t now = t1, w_dead = 0, x_dead = 0;
+	while (x_dead == 0 && now < t0 + 600000) {
+		now += 10;
+		cn_node_tick(n, now);
+		uint8_t ev[16];
+		(void)drain_events(n, ev);
+		if (w_dead == 0 && view(n, "w", NULL) == CN_STATE_DEAD) {
+			w_dead = now;
+			ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_SUSPECT);
+		}
+		if (view(n, "x", NULL) == CN_STATE_DEAD)
+			x_dead = now;
+	}
+	ck_assert_uint_gt(w_dead, 0);
+	ck_assert_uint_ge(x_dead, t1 + (w_dead - t0) - 10);
+	cn_node_assert_invariants(n);
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
 START_TEST(accused_self_refutes)
 {
 	cn_pool *pool;
@@ -1257,6 +1309,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, lossy_network_no_false_failures);
 	tcase_add_test(tc, merge_precedence_rules);
 	tcase_add_test(tc, accused_self_refutes);
+	tcase_add_test(tc, suspicion_at_newer_incarnation_restarts_timer);
 	tcase_add_test(tc, buddy_system_tells_suspect_first);
 	tcase_add_test(tc, table_limit_refuses_new_members);
 	tcase_add_test(tc, bad_config_is_refused);

@@ -186,6 +186,39 @@ START_TEST(full_datagram_stops_the_scan)
 }
 END_TEST
 
+/* A refutation (urgent alive) and a suspicion are offered before a flood of
+ * fresh bulk updates pushed after them, and a full queue drops bulk first. */
+START_TEST(urgent_beats_a_flood_of_bulk_updates)
+{
+	cn_queue q;
+	cn_queue_init(&q, 600);
+	ck_assert_int_eq(cn_queue_push_class(&q, 7, CN_MSG_ALIVE, 0, true), 0);
+	ck_assert_int_eq(cn_queue_push(&q, 8, CN_MSG_SUSPECT, 1), 0);
+	for (uint32_t i = 100; i < 700; i++) /* 600 newer joins: queue full */
+		ck_assert_int_eq(cn_queue_push(&q, i, CN_MSG_ALIVE, 0), 0);
+	ck_assert_uint_eq(cn_queue_len(&q), 600);
+	cn_queue_item it;
+	ck_assert(cn_queue_find(&q, 7, &it)); /* bulk was dropped, not these */
+	ck_assert(cn_queue_find(&q, 8, &it));
+	sink s = fill(&q, 4, 40, 20); /* room for two */
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert(s.idents[0] == 7 || s.idents[1] == 7);
+	ck_assert(s.idents[0] == 8 || s.idents[1] == 8);
+	/* Still ahead of unsent bulk after being sent (class before count). */
+	s = fill(&q, 4, 40, 20);
+	ck_assert(s.idents[0] == 7 || s.idents[0] == 8);
+	/* A meta refresh keeps the refutation urgent; a plain alive does not. */
+	ck_assert_int_eq(cn_queue_push(&q, 7, CN_MSG_META, 0), 0);
+	ck_assert(cn_queue_find(&q, 7, &it));
+	ck_assert_uint_eq(it.urgent, 1);
+	ck_assert_uint_eq(it.kind, CN_MSG_ALIVE);
+	ck_assert_int_eq(cn_queue_push(&q, 7, CN_MSG_ALIVE, 0), 0);
+	ck_assert(cn_queue_find(&q, 7, &it));
+	ck_assert_uint_eq(it.urgent, 0);
+	cn_queue_free(&q);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("queue");
@@ -197,6 +230,7 @@ int main(void)
 	tcase_add_test(tc, full_queue_drops_most_sent);
 	tcase_add_test(tc, stale_entries_are_dropped);
 	tcase_add_test(tc, full_datagram_stops_the_scan);
+	tcase_add_test(tc, urgent_beats_a_flood_of_bulk_updates);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

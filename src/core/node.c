@@ -288,11 +288,26 @@ static void emit_event(cn_node *n, uint8_t type, const cn_member_rec *r)
 		n->stats.outputs_dropped++;
 }
 
-static void broadcast(cn_node *n, uint32_t ident, uint8_t kind, uint32_t from)
+/* Queue an update. Class (queue.h): suspect/dead/leave urgent, alive and
+ * meta bulk; broadcast_refutation queues an alive as urgent. */
+static void broadcast_class(cn_node *n, uint32_t ident, uint8_t kind, uint32_t from, bool urgent)
 {
-	if (cn_queue_push(&n->queue, ident, kind, from) != 0)
+	if (cn_queue_push_class(&n->queue, ident, kind, from, urgent) != 0)
 		n->gossip_nomem++;
 	n->stats.gossip_dropped = n->queue.dropped + n->gossip_nomem;
+}
+
+static void broadcast(cn_node *n, uint32_t ident, uint8_t kind, uint32_t from)
+{
+	bool urgent = kind == CN_MSG_SUSPECT || kind == CN_MSG_DEAD || kind == CN_MSG_LEAVE;
+	broadcast_class(n, ident, kind, from, urgent);
+}
+
+/* An alive that raises a known member's incarnation answers (or may answer)
+ * a suspicion somewhere: it must outrun the suspicion timers. */
+static void broadcast_refutation(cn_node *n, uint32_t ident)
+{
+	broadcast_class(n, ident, CN_MSG_ALIVE, 0, true);
 }
 
 static void set_incarnation(cn_member_rec *r, uint64_t inc)
@@ -449,7 +464,7 @@ static void refute(cn_node *n, uint64_t accused_inc)
 	n->stats.refutations++;
 	if (n->cfg.lifeguard)
 		cn_awareness_apply(&n->aware, 1); /* being suspected hints we are slow */
-	broadcast(n, n->self, CN_MSG_ALIVE, 0);
+	broadcast_refutation(n, n->self);
 	emit_event(n, CN_EV_SELF_INCARNATION, me);
 }
 
@@ -483,7 +498,7 @@ static void alive_newer(cn_node *n, cn_member_rec *r, const alive_in *a)
 	} else if (addr_changed || meta_changed) {
 		emit_event(n, CN_EV_UPDATE, r);
 	}
-	broadcast(n, r->ident, CN_MSG_ALIVE, 0);
+	broadcast_refutation(n, r->ident);
 }
 
 static void apply_alive(cn_node *n, const alive_in *a)
@@ -544,9 +559,28 @@ static void suspect_member(cn_node *n, cn_member_rec *r, uint64_t inc, uint32_t 
 {
 	if (inc < r->incarnation)
 		return;
+	if (r->state == CN_STATE_SUSPECT && inc > r->incarnation) {
+		/* The member refuted the suspicion we hold (we missed its alive)
+		 * and is accused again at the new incarnation: a new suspicion
+		 * with a fresh timer. Keeping the old timer would declare it
+		 * failed on the old accusation's clock, and the refuting alive at
+		 * this incarnation, when it comes, could no longer clear it. */
+		uint32_t who = accuser == UINT32_MAX ? n->self : accuser;
+		(void)cn_suspicion_table_remove(&n->susp, r->ident);
+		if (start_suspicion(n, r, who) != 0) {
+			/* No memory for a timer (I3): drop the suspicion; the
+			 * next failed probe or accusation raises it again. */
+			set_state(n, r, CN_STATE_ALIVE);
+			emit_event(n, CN_EV_ALIVE, r);
+			return;
+		}
+		set_incarnation(r, inc);
+		n->stats.suspicions++;
+		emit_event(n, CN_EV_SUSPECT, r);
+		broadcast(n, r->ident, CN_MSG_SUSPECT, who);
+		return;
+	}
 	if (r->state == CN_STATE_SUSPECT) {
-		if (inc > r->incarnation)
-			set_incarnation(r, inc);
 		if (accuser != UINT32_MAX && cn_suspicion_table_confirm(&n->susp, r->ident, accuser))
 			broadcast(n, r->ident, CN_MSG_SUSPECT, accuser); /* spread the confirmation */
 		return;

@@ -24,7 +24,7 @@ void cn_queue_init(cn_queue *q, uint32_t max)
 	q->e = NULL;
 	q->count = q->cap = 0;
 	q->max = max;
-	for (int b = 0; b < CN_QUEUE_BUCKETS; b++)
+	for (int b = 0; b < CN_QUEUE_CLASSES * CN_QUEUE_BUCKETS; b++)
 		q->head[b] = q->tail[b] = NONE;
 	cn_idmap_init(&q->by_ident);
 	q->dropped = q->superseded = 0;
@@ -38,10 +38,16 @@ void cn_queue_free(cn_queue *q)
 	q->count = q->cap = 0;
 }
 
+/* The list an item belongs to: urgent lists first (fill order). */
+static uint32_t list_of(const cn_queue_item *it)
+{
+	return (it->urgent ? 0u : (uint32_t)CN_QUEUE_BUCKETS) + it->transmits;
+}
+
 static void unlink_entry(cn_queue *q, uint32_t i)
 {
 	cn_queue_entry *x = &q->e[i];
-	uint8_t b = x->item.transmits;
+	uint32_t b = list_of(&x->item);
 	if (x->prev != NONE)
 		q->e[x->prev].next = x->next;
 	else
@@ -54,7 +60,7 @@ static void unlink_entry(cn_queue *q, uint32_t i)
 
 static void link_front(cn_queue *q, uint32_t i)
 {
-	uint8_t b = q->e[i].item.transmits;
+	uint32_t b = list_of(&q->e[i].item);
 	q->e[i].prev = NONE;
 	q->e[i].next = q->head[b];
 	if (q->head[b] != NONE)
@@ -66,7 +72,7 @@ static void link_front(cn_queue *q, uint32_t i)
 
 static void link_back(cn_queue *q, uint32_t i)
 {
-	uint8_t b = q->e[i].item.transmits;
+	uint32_t b = list_of(&q->e[i].item);
 	q->e[i].next = NONE;
 	q->e[i].prev = q->tail[b];
 	if (q->tail[b] != NONE)
@@ -86,7 +92,7 @@ static void remove_at(cn_queue *q, uint32_t i)
 	if (i != last) {
 		cn_queue_entry *m = &q->e[last];
 		q->e[i] = *m;
-		uint8_t b = m->item.transmits;
+		uint32_t b = list_of(&m->item);
 		if (m->prev != NONE)
 			q->e[m->prev].next = i;
 		else
@@ -106,10 +112,11 @@ static void remove_at(cn_queue *q, uint32_t i)
 	}
 }
 
-/* Drop the entry sent most often (the oldest among those). */
+/* Drop the bulk entry sent most often (the oldest among those); urgent
+ * entries go only when no bulk one is left. */
 static void drop_one(cn_queue *q)
 {
-	for (int b = CN_QUEUE_BUCKETS - 1; b >= 0; b--) {
+	for (int b = CN_QUEUE_CLASSES * CN_QUEUE_BUCKETS - 1; b >= 0; b--) {
 		if (q->tail[b] != NONE) {
 			remove_at(q, q->tail[b]);
 			q->dropped++;
@@ -122,14 +129,16 @@ static void drop_one(cn_queue *q)
 static bool kind_is_meta(uint8_t kind) { return kind == CN_MSG_META; }
 
 /* Supersede in place: returns true when the push is fully handled. */
-static bool supersede(cn_queue *q, uint32_t i, uint8_t kind, uint32_t from)
+static bool supersede(cn_queue *q, uint32_t i, uint8_t kind, uint32_t from, bool urgent)
 {
 	cn_queue_item *it = &q->e[i].item;
 	if (kind_is_meta(kind) && it->kind != CN_MSG_ALIVE && !kind_is_meta(it->kind))
 		return true; /* keep the suspect/dead/leave news */
 	uint8_t keep_kind = kind_is_meta(kind) ? it->kind : kind;
+	uint8_t keep_urgent = kind_is_meta(kind) ? (uint8_t)(it->urgent | urgent) : (uint8_t)urgent;
 	unlink_entry(q, i);
 	it->kind = keep_kind;
+	it->urgent = keep_urgent;
 	it->from = from;
 	it->transmits = 0;
 	link_front(q, i);
@@ -154,9 +163,15 @@ static int grow(cn_queue *q)
 
 int cn_queue_push(cn_queue *q, uint32_t ident, uint8_t kind, uint32_t from)
 {
+	bool urgent = kind != CN_MSG_ALIVE && !kind_is_meta(kind);
+	return cn_queue_push_class(q, ident, kind, from, urgent);
+}
+
+int cn_queue_push_class(cn_queue *q, uint32_t ident, uint8_t kind, uint32_t from, bool urgent)
+{
 	assert(kind >= CN_MSG_ALIVE && kind <= CN_MSG_META);
 	uint32_t i;
-	if (cn_idmap_get(&q->by_ident, ident, &i) && supersede(q, i, kind, from))
+	if (cn_idmap_get(&q->by_ident, ident, &i) && supersede(q, i, kind, from, urgent))
 		return 0;
 	if (q->count == q->max)
 		drop_one(q);
@@ -166,7 +181,8 @@ int cn_queue_push(cn_queue *q, uint32_t ident, uint8_t kind, uint32_t from)
 	if (cn_idmap_put(&q->by_ident, ident, i) != 0)
 		return CN_ENOMEM;
 	q->count++;
-	q->e[i].item = (cn_queue_item){.ident = ident, .from = from, .kind = kind};
+	q->e[i].item = (cn_queue_item){.ident = ident, .from = from, .kind = kind,
+				       .urgent = (uint8_t)urgent};
 	link_front(q, i);
 	assert(q->count <= q->max);
 	return 0;
@@ -216,7 +232,7 @@ uint32_t cn_queue_fill(cn_queue *q, uint32_t limit, size_t room, cn_queue_emit_f
 	assert(limit >= 1 && limit <= CN_QUEUE_TRANSMIT_MAX);
 	uint32_t sent[CN_QUEUE_FILL_MAX], stale[CN_QUEUE_FILL_MAX];
 	uint32_t n_sent = 0, n_stale = 0, seen = 0, misses = 0;
-	for (int b = 0; b < CN_QUEUE_BUCKETS && seen < CN_QUEUE_FILL_MAX; b++) {
+	for (int b = 0; b < CN_QUEUE_CLASSES * CN_QUEUE_BUCKETS && seen < CN_QUEUE_FILL_MAX; b++) {
 		for (uint32_t i = q->head[b]; i != NONE && seen < CN_QUEUE_FILL_MAX;
 		     i = q->e[i].next) {
 			if (room < CN_QUEUE_MSG_MIN || misses >= CN_QUEUE_MISSES_MAX)
