@@ -30,7 +30,12 @@
  *                scale = 1 for N <= 32, else ceil(log2 N - log2 32) + 1
  *                (memberlist's pushPullScale). Full state with one random
  *                alive member over the stream plane. First one at a random
- *                offset inside the interval so nodes do not synchronise.
+ *                offset inside the SCALED interval so nodes do not
+ *                synchronise: drawn in the base interval at creation, then
+ *                re-drawn from the creation time inside the scaled one when
+ *                that first deadline comes (the size is known by then).
+ *                Members first learned from a push-pull are not gossiped
+ *                on (bulk state; see merge_member); the peer itself is.
  *   reconnect    next_reconnect_ms = now + reconnect_interval_ms: push-pull with
  *                one random failed (not left) member, else with a seed we
  *                do not currently see alive. This heals partitions and
@@ -183,6 +188,12 @@ struct cn_node {
 	uint64_t meta_sent_ms;
 
 	uint8_t *reply;            /* last cn_node_stream_serve reply */
+	const cn_addr *dgram_from; /* sender of the datagram being handled; else NULL */
+	bool told_sender;          /* our alive already sent back to dgram_from */
+	const char *bulk_source;   /* during a push-pull merge: the peer's name */
+	bool quiet_join;           /* merging a member learned in bulk: no gossip */
+	bool pushpull_first;       /* the first push-pull is not placed yet */
+	uint64_t created_ms;
 };
 
 /* ------------------------------------------------------------------ */
@@ -515,7 +526,8 @@ static void apply_alive(cn_node *n, const alive_in *a)
 		r = insert_member(n, ident, a);
 		if (r != NULL) {
 			emit_event(n, CN_EV_JOIN, r);
-			broadcast(n, ident, CN_MSG_ALIVE, 0);
+			if (!n->quiet_join)
+				broadcast(n, ident, CN_MSG_ALIVE, 0);
 		}
 		return;
 	}
@@ -602,11 +614,23 @@ static uint32_t ident_or_none(const cn_node *n, const char *name)
 	return cn_pool_find_name(n->pool, name, &ident) == 0 ? ident : UINT32_MAX;
 }
 
-/* Accusations about ourselves: refute unless we are leaving anyway. */
+static void send_self_alive(cn_node *n, const cn_addr *to);
+
+/* Accusations about ourselves: refute unless we are leaving anyway. The
+ * node that sent us the accusation holds it too, with a running timer,
+ * maybe one we refuted long ago (it learned the suspicion from a push-pull
+ * or missed our alive): answer it directly, once per datagram. The gossip
+ * of our alive is over by then and would not reach it in time. */
 static void accused_self(cn_node *n, uint64_t inc)
 {
-	if (!n->leaving && inc >= self_rec(n)->incarnation)
+	if (n->leaving)
+		return;
+	if (inc >= self_rec(n)->incarnation)
 		refute(n, inc);
+	if (n->dgram_from != NULL && !n->told_sender) {
+		n->told_sender = true;
+		send_self_alive(n, n->dgram_from);
+	}
 }
 
 static void apply_suspect(cn_node *n, const char *name, uint64_t inc, const char *from)
@@ -1034,6 +1058,32 @@ static void send_simple(cn_node *n, const cn_addr *to, const cn_msg *m, uint32_t
 	dg_send(&d, to);
 }
 
+static void send_self_alive(cn_node *n, const cn_addr *to)
+{
+	dgram d;
+	cn_msg m;
+	dg_begin(&d, n);
+	make_alive(n, self_rec(n), &m);
+	if (dg_add(&d, &m))
+		d.skip = n->self;
+	dg_piggyback(&d);
+	dg_send(&d, to);
+}
+
+/* We took a suspicion second-hand (push-pull): tell the suspect at once so
+ * it refutes, or, if it refuted already, answers us with its alive. */
+static void tell_suspect(cn_node *n, const cn_member_rec *r)
+{
+	dgram d;
+	cn_msg m;
+	dg_begin(&d, n);
+	make_accuse(n, CN_MSG_SUSPECT, r, n->self, &m);
+	if (dg_add(&d, &m))
+		d.skip = r->ident;
+	dg_piggyback(&d);
+	dg_send(&d, &ep_of(n, r)->addr);
+}
+
 static void on_ping(cn_node *n, const cn_addr *from, const cn_msg_ping *ping)
 {
 	if (strcmp(ping->target, name_of(n, n->self)) != 0) {
@@ -1165,6 +1215,8 @@ int cn_node_recv(cn_node *n, const cn_addr *from, const uint8_t *data, size_t le
 	cn_mp_reader r;
 	cn_mp_reader_init(&r, data, len);
 	cn_msg_stats ms = {0};
+	n->dgram_from = from;
+	n->told_sender = false;
 	/* Each message takes at least one byte: the loop is bounded by len. */
 	for (size_t i = 0; i < len && cn_mp_remaining(&r) > 0; i++) {
 		cn_msg m;
@@ -1184,6 +1236,7 @@ int cn_node_recv(cn_node *n, const cn_addr *from, const uint8_t *data, size_t le
 	}
 	n->stats.unknown_keys += ms.unknown_keys;
 	n->stats.unknown_types += ms.unknown_types;
+	n->dgram_from = NULL;
 	leave_entry(n);
 	return first_err;
 }
@@ -1269,6 +1322,14 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 {
 	cn_node *n = ctx;
 	const char *me = name_of(n, n->self);
+	/* A member first heard of in a push-pull is not gossiped on: the state
+	 * was learned in bulk and whoever sent it has it too (memberlist-style
+	 * bootstrap). Only the peer itself is news to spread: that is how a
+	 * joining node becomes known (its seed gossips it). Everything else
+	 * that changes (newer incarnation, suspicion, leave) is still gossiped.
+	 * Without this, every node re-gossips every member of every view it
+	 * merges: O(N^2 log N) messages for a fleet start. */
+	n->quiet_join = n->bulk_source != NULL && strcmp(w->name, n->bulk_source) != 0;
 	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, &w->meta, w->vmin,
 		       w->vmax};
 	switch (w->state) {
@@ -1276,19 +1337,39 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 		apply_alive(n, &in);
 		break;
 	case CN_STATE_SUSPECT:
-		apply_alive(n, &in);
+	case CN_STATE_DEAD: { /* dead is taken as a suspicion: the member may refute */
+		if (w->state == CN_STATE_SUSPECT)
+			apply_alive(n, &in);
+		uint32_t ident = ident_or_none(n, w->name);
+		const cn_member_rec *r =
+			ident == UINT32_MAX ? NULL : cn_members_find(&n->members, ident);
+		bool was_up = r != NULL && r->state == CN_STATE_ALIVE;
 		apply_suspect(n, w->name, w->incarnation, me);
+		r = ident == UINT32_MAX ? NULL : cn_members_find(&n->members, ident);
+		if (was_up && r != NULL && r->state == CN_STATE_SUSPECT && ident != n->self)
+			tell_suspect(n, r);
 		break;
-	case CN_STATE_DEAD: /* take it as a suspicion: the member may refute */
-		apply_suspect(n, w->name, w->incarnation, me);
-		break;
+	}
 	case CN_STATE_LEFT:
 		apply_leave(n, w->name, w->incarnation);
 		break;
 	default:
 		break; /* the decoder bounds states; ignore anything newer */
 	}
+	n->quiet_join = false;
 	return 0;
+}
+
+/* Decode a push-pull and merge it (merge_member). */
+static int decode_merge(cn_node *n, const uint8_t *buf, size_t len, uint8_t *type, cn_pushpull *pp,
+			cn_msg_stats *ms)
+{
+	/* The decoder reads the whole header (source) before the first member. */
+	n->bulk_source = pp->source;
+	int rc = cn_pushpull_decode(buf, len, type, pp, merge_member, n, ms);
+	n->bulk_source = NULL;
+	n->quiet_join = false;
+	return rc;
 }
 
 static void start_stream(cn_node *n, uint8_t purpose, const cn_addr *to, int seed, uint32_t about)
@@ -1331,7 +1412,7 @@ int cn_node_stream_serve(cn_node *n, const cn_addr *from, const uint8_t *req, si
 	cn_msg_stats ms = {0};
 	/* Merge first, then answer: the reply then carries any refutation
 	 * the request provoked, which is what lets two halves re-merge. */
-	int rc = cn_pushpull_decode(req, len, &type, &pp, merge_member, n, &ms);
+	int rc = decode_merge(n, req, len, &type, &pp, &ms);
 	n->stats.unknown_keys += ms.unknown_keys;
 	if (rc == 0 && type != CN_MSG_PUSH_PULL)
 		rc = CN_EINVAL;
@@ -1366,7 +1447,7 @@ static int merge_reply(cn_node *n, const stream_state *done, const uint8_t *repl
 	uint8_t type = 0;
 	cn_pushpull pp;
 	cn_msg_stats ms = {0};
-	int rc = cn_pushpull_decode(reply, len, &type, &pp, merge_member, n, &ms);
+	int rc = decode_merge(n, reply, len, &type, &pp, &ms);
 	n->stats.unknown_keys += ms.unknown_keys;
 	if (rc == 0 && type != CN_MSG_PUSH_PULL_REPLY)
 		rc = CN_EINVAL;
@@ -1490,7 +1571,20 @@ static void pushpull_tick(cn_node *n)
 {
 	if (n->now_ms < n->next_pushpull_ms)
 		return;
-	n->next_pushpull_ms = n->now_ms + pushpull_interval_ms(n);
+	uint64_t interval = pushpull_interval_ms(n);
+	if (n->pushpull_first) {
+		/* The first one was drawn in the base interval, before we knew
+		 * the cluster size. Re-draw it inside the scaled interval, or
+		 * every node of a big fleet started together push-pulls in the
+		 * first base interval (10,000 full views in 30 s). */
+		n->pushpull_first = true;
+		uint64_t at = n->created_ms + cn_rng_below(&n->rng, interval);
+		if (at > n->now_ms) {
+			n->next_pushpull_ms = at;
+			return;
+		}
+	}
+	n->next_pushpull_ms = n->now_ms + interval;
 	uint32_t peer;
 	if (live_peers(n) > 0 && pick_random(n, 1, pushpull_ok, UINT32_MAX, &peer) == 1)
 		start_stream(n, SP_PUSHPULL, &ep_of(n, cn_members_find(&n->members, peer))->addr, -1,
@@ -1654,6 +1748,8 @@ static void init_timers(cn_node *n, uint64_t now_ms)
 	n->next_probe_ms = now_ms + rand_below(n, n->cfg.probe_interval_ms);
 	n->next_gossip_ms = now_ms + rand_below(n, n->cfg.gossip_interval_ms);
 	n->next_pushpull_ms = now_ms + rand_below(n, n->cfg.pushpull_interval_ms);
+	n->pushpull_first = true;
+	n->created_ms = now_ms;
 	n->next_reconnect_ms = now_ms + n->cfg.reconnect_interval_ms +
 			       rand_below(n, n->cfg.reconnect_interval_ms);
 	n->join_retry_ms = UINT64_MAX;
