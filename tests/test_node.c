@@ -1095,6 +1095,85 @@ START_TEST(suspicion_at_newer_incarnation_restarts_timer)
 }
 END_TEST
 
+/* Members first learned from a push-pull are not gossiped on; the peer that
+ * sent it is (that is how a joiner becomes known). */
+START_TEST(pushpull_learned_members_are_not_gossiped)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	uint64_t now = 1000;
+	cn_node *n = lone_node(pool, now);
+	static uint8_t buf[1 << 16];
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, buf, sizeof buf);
+	cn_pushpull pp;
+	memset(&pp, 0, sizeof pp);
+	pp.join = true;
+	strcpy(pp.source, "p");
+	const char *names[] = {"p", "a", "b", "c"};
+	cn_pushpull_encode_begin(&w, CN_MSG_PUSH_PULL, &pp, 4);
+	for (int i = 0; i < 4; i++) {
+		cn_member_wire m;
+		memset(&m, 0, sizeof m);
+		strcpy(m.name, names[i]);
+		m.addr = node_addr(i + 1);
+		m.incarnation = 1;
+		m.state = CN_STATE_ALIVE;
+		m.vmin = m.vmax = CN_PROTO_VERSION;
+		cn_pushpull_encode_member(&w, &m);
+	}
+	size_t len;
+	ck_assert_int_eq(cn_mp_writer_end(&w, &len), 0);
+	const uint8_t *reply;
+	size_t reply_len;
+	cn_addr from = node_addr(1);
+	ck_assert_int_eq(cn_node_stream_serve(n, &from, buf, len, now, &reply, &reply_len), 0);
+	ck_assert_uint_eq(cn_node_count_state(n, CN_STATE_ALIVE), 5); /* all merged */
+	int alive_p = 0, alive_other = 0;
+	for (uint64_t t = now; t < now + 5000; t += 50) {
+		cn_node_tick(n, t);
+		cn_out o;
+		while (cn_node_next_output(n, &o) == 0) {
+			if (o.kind != CN_OUT_DATAGRAM)
+				continue;
+			cn_mp_reader r;
+			cn_mp_reader_init(&r, o.data, o.len);
+			cn_msg m;
+			while (cn_mp_remaining(&r) > 0 && cn_msg_decode(&r, &m, NULL) == 0) {
+				if (m.type != CN_MSG_ALIVE)
+					continue;
+				if (strcmp(m.u.alive.name, "p") == 0)
+					alive_p++;
+				else if (strcmp(m.u.alive.name, "me") != 0)
+					alive_other++;
+			}
+		}
+	}
+	ck_assert_int_gt(alive_p, 0);
+	ck_assert_int_eq(alive_other, 0);
+	/* The same member heard of through gossip is news: gossiped on. */
+	feed_alive(n, "d", 1, 0, now + 5000);
+	bool seen_d = false;
+	for (uint64_t t = now + 5000; t < now + 8000 && !seen_d; t += 50) {
+		cn_node_tick(n, t);
+		cn_out o;
+		while (cn_node_next_output(n, &o) == 0) {
+			if (o.kind != CN_OUT_DATAGRAM)
+				continue;
+			cn_mp_reader r;
+			cn_mp_reader_init(&r, o.data, o.len);
+			cn_msg m;
+			while (cn_mp_remaining(&r) > 0 && cn_msg_decode(&r, &m, NULL) == 0)
+				seen_d |= m.type == CN_MSG_ALIVE && strcmp(m.u.alive.name, "d") == 0;
+		}
+	}
+	ck_assert(seen_d);
+	cn_node_assert_invariants(n);
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
 START_TEST(accused_self_refutes)
 {
 	cn_pool *pool;
@@ -1310,6 +1389,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, merge_precedence_rules);
 	tcase_add_test(tc, accused_self_refutes);
 	tcase_add_test(tc, suspicion_at_newer_incarnation_restarts_timer);
+	tcase_add_test(tc, pushpull_learned_members_are_not_gossiped);
 	tcase_add_test(tc, buddy_system_tells_suspect_first);
 	tcase_add_test(tc, table_limit_refuses_new_members);
 	tcase_add_test(tc, bad_config_is_refused);
