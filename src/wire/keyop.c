@@ -52,20 +52,36 @@ void cn_keyop_reply_encode(cn_mp_writer *w, const cn_keyop_reply *rep)
 	}
 }
 
-/* Reads [version, type, and the body map header]. */
-static int open_msg(cn_mp_reader *r, uint8_t want, uint32_t *n_fields)
+/* Reads [version, type: the envelope every stream message shares. */
+static int read_header(cn_mp_reader *r, uint32_t *n_elems, uint8_t *type)
 {
-	uint32_t n, version, type;
+	uint32_t version, t;
 	int rc;
-	if ((rc = cn_mp_read_array(r, &n, 16)))
+	if ((rc = cn_mp_read_array(r, n_elems, 16)))
 		return rc;
-	if (n < 3)
+	if (*n_elems < 3)
 		return CN_ETRUNC;
 	if ((rc = cn_mp_read_u32(r, &version)))
 		return rc;
 	if (version < CN_PROTO_VERSION_MIN)
 		return CN_EVERSION;
-	if ((rc = cn_mp_read_u32(r, &type)))
+	if ((rc = cn_mp_read_u32(r, &t)))
+		return rc;
+	if (t > CN_MSG_TYPE_MAX)
+		return CN_ERANGE;
+	*type = (uint8_t)t;
+	return 0;
+}
+
+/* Reads [version, type, and the body map header]. */
+static int open_msg(cn_mp_reader *r, uint8_t want, uint32_t *n_fields)
+{
+	uint32_t n;
+	uint8_t type;
+	int rc = read_header(r, &n, &type);
+	if (rc == CN_ERANGE)
+		return CN_EUNKNOWN;
+	if (rc)
 		return rc;
 	if (type != want)
 		return CN_EUNKNOWN;
@@ -192,21 +208,7 @@ int cn_keyop_reply_decode(const uint8_t *buf, size_t len, cn_keyop_reply *out)
 int cn_stream_peek_type(const uint8_t *buf, size_t len, uint8_t *type)
 {
 	cn_mp_reader r;
-	uint32_t n, version, t;
-	int rc;
+	uint32_t n;
 	cn_mp_reader_init(&r, buf, len);
-	if ((rc = cn_mp_read_array(&r, &n, 16)))
-		return rc;
-	if (n < 3)
-		return CN_ETRUNC;
-	if ((rc = cn_mp_read_u32(&r, &version)))
-		return rc;
-	if (version < CN_PROTO_VERSION_MIN)
-		return CN_EVERSION;
-	if ((rc = cn_mp_read_u32(&r, &t)))
-		return rc;
-	if (t > CN_MSG_TYPE_MAX)
-		return CN_ERANGE;
-	*type = (uint8_t)t;
-	return 0;
+	return read_header(&r, &n, type);
 }
