@@ -196,6 +196,7 @@ struct cn_node {
 	bool quiet_join;           /* merging a member learned in bulk: no gossip */
 	bool pushpull_first;       /* the first push-pull is not placed yet */
 	uint64_t created_ms;
+	struct cn_policy *policy;  /* attached replica, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1959,4 +1960,21 @@ int cn_node_rtt_ms(const cn_node *n, const char *a, const char *b, double *rtt_m
 		return CN_ENOENT;
 	*rtt_ms = cn_coord_rtt_ms(&ca, &cb);
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Policy replication: see core/psync.h                                 */
+
+int cn_node_attach_policy(cn_node *n, struct cn_policy *p, uint64_t now_ms)
+{
+	(void)now_ms;
+	n->policy = p;
+	return 0;
+}
+
+void cn_node_policy_announce(cn_node *n, const struct cn_doc *d, uint64_t now_ms)
+{
+	(void)n;
+	(void)d;
+	(void)now_ms;
 }

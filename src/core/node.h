@@ -192,6 +192,22 @@ const cn_node_stats *cn_node_stats_get(const cn_node *n);
 /* Estimated round trip between two members' coordinates, or CN_ENOENT. */
 int cn_node_rtt_ms(const cn_node *n, const char *a, const char *b, double *rtt_ms);
 
+/* ---- policy replication (core/psync.h) -------------------------------
+ * A node may carry a policy replica (core/policy.h). Once attached, the
+ * node replicates it with no help from its caller: announcements ride the
+ * gossip queue, bodies are fetched over the stream plane (the same
+ * CN_OUT_STREAM / cn_node_stream_serve / cn_node_stream_result path as
+ * push-pull), and push-pull carries the store's digest so anything missed
+ * is repaired. The replica stays owned by the caller and must outlive the
+ * node (or be detached with p == NULL). @return 0 or CN_ENOMEM. */
+struct cn_policy;
+struct cn_doc;
+int cn_node_attach_policy(cn_node *n, struct cn_policy *p, uint64_t now_ms);
+/* Tell the fleet about a document the caller applied locally (an
+ * operator's write that came out APPLIED). Remote applies are announced
+ * by the node itself. */
+void cn_node_policy_announce(cn_node *n, const struct cn_doc *d, uint64_t now_ms);
+
 /* Added: check every numbered invariant of node.c, including the O(N)
  * ones that debug builds otherwise only check once per probe pass.
  * Aborts (assert) on a violation; a no-op when built with NDEBUG. For
