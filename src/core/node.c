@@ -105,11 +105,13 @@
 #include "core/members.h"
 #include "core/outbox.h"
 #include "core/pool.h"
+#include "core/psync.h"
 #include "core/queue.h"
 #include "core/suspicion.h"
 #include "core/vivaldi.h"
 #include "util/err.h"
 #include "util/rng.h"
+#include "wire/keyop.h"
 #include "wire/mp.h"
 
 enum {
@@ -131,7 +133,9 @@ static_assert(CN_SEEDS_MAX <= INT8_MAX, "seed indexes are int8_t");
 
 #define CN_QUIET_BULK_JOINS 0 /* see merge_member */
 
-enum stream_purpose { SP_JOIN = 1, SP_PUSHPULL = 2, SP_RECONNECT = 3 };
+enum stream_purpose { SP_JOIN = 1, SP_PUSHPULL = 2, SP_RECONNECT = 3, SP_POLICY = 4 };
+
+static void psync_drain(cn_node *n);
 
 typedef struct probe_state {
 	bool active, acked, indirect_sent;
@@ -152,6 +156,7 @@ typedef struct stream_state {
 	uint32_t id;               /* 0 = free */
 	uint8_t purpose;
 	int8_t seed;               /* index into seeds, -1 if not a seed */
+	uint32_t tag;              /* SP_POLICY: the psync request */
 	uint64_t at_ms;
 } stream_state;
 
@@ -196,7 +201,7 @@ struct cn_node {
 	bool quiet_join;           /* merging a member learned in bulk: no gossip */
 	bool pushpull_first;       /* the first push-pull is not placed yet */
 	uint64_t created_ms;
-	struct cn_policy *policy;  /* attached replica, or NULL */
+	cn_psync *psync;           /* policy replication, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -838,13 +843,26 @@ static int emit_update(void *ctx, const cn_queue_item *it, size_t room)
 	return (int)dg_add(d, &m); /* 0 when it does not fit: skipped this time */
 }
 
+static size_t emit_announce(void *ctx, const cn_msg *m)
+{
+	return dg_add(ctx, m);
+}
+
+/* Membership updates first; policy announcements fill what room is left. */
 static void dg_piggyback(dgram *d)
 {
 	cn_node *n = d->n;
-	if (cn_queue_len(&n->queue) == 0)
-		return;
 	uint32_t limit = cn_queue_retransmit_limit(n->cfg.retransmit_mult, est_n(n));
-	(void)cn_queue_fill(&n->queue, limit, dg_room(d), emit_update, d);
+	if (cn_queue_len(&n->queue) > 0)
+		(void)cn_queue_fill(&n->queue, limit, dg_room(d), emit_update, d);
+	if (n->psync != NULL && cn_psync_has_announcements(n->psync))
+		(void)cn_psync_fill(n->psync, limit, emit_announce, d);
+}
+
+static bool gossip_pending(const cn_node *n)
+{
+	return cn_queue_len(&n->queue) > 0 ||
+	       (n->psync != NULL && cn_psync_has_announcements(n->psync));
 }
 
 static void dg_send(dgram *d, const cn_addr *to)
@@ -1198,7 +1216,10 @@ static void dispatch(cn_node *n, const cn_addr *from, const cn_msg *m)
 		break;
 	case CN_MSG_LEAVE: apply_leave(n, m->u.leave.name, m->u.leave.incarnation); break;
 	case CN_MSG_META: apply_meta(n, &m->u.meta); break;
-	case CN_MSG_POLICY_ANNOUNCE: break; /* the policy store's, not ours */
+	case CN_MSG_POLICY_ANNOUNCE:
+		if (n->psync != NULL)
+			cn_psync_on_announce(n->psync, from, &m->u.announce, n->now_ms);
+		break;
 	default: n->stats.unknown_types++; break;
 	}
 }
@@ -1240,6 +1261,7 @@ int cn_node_recv(cn_node *n, const cn_addr *from, const uint8_t *data, size_t le
 	n->stats.unknown_keys += ms.unknown_keys;
 	n->stats.unknown_types += ms.unknown_types;
 	n->dgram_from = NULL;
+	psync_drain(n);
 	leave_entry(n);
 	return first_err;
 }
@@ -1290,6 +1312,10 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t abou
 	memset(&pp, 0, sizeof pp);
 	pp.join = join;
 	strcpy(pp.source, name_of(n, n->self));
+	if (n->psync != NULL) {
+		pp.has_policy_digest = true;
+		cn_psync_root(n->psync, pp.policy_digest);
+	}
 	cn_member_wire *w = malloc(sizeof *w);
 	if (w == NULL)
 		return CN_ENOMEM;
@@ -1382,12 +1408,10 @@ static int decode_merge(cn_node *n, const uint8_t *buf, size_t len, uint8_t *typ
 	return rc;
 }
 
-static void start_stream(cn_node *n, uint8_t purpose, const cn_addr *to, int seed, uint32_t about)
+/* Hand buf (malloc'd, owned from here on) to the caller as a stream request. */
+static void push_stream(cn_node *n, uint8_t purpose, const cn_addr *to, int seed, uint32_t tag,
+			uint8_t *buf, size_t len)
 {
-	uint8_t *buf;
-	size_t len;
-	if (encode_state(n, CN_MSG_PUSH_PULL, purpose == SP_JOIN, about, &buf, &len) != 0)
-		return;
 	stream_state *s = &n->streams[0];
 	for (int i = 0; i < CN_STREAMS_MAX; i++) {
 		if (n->streams[i].id == 0) {
@@ -1397,18 +1421,61 @@ static void start_stream(cn_node *n, uint8_t purpose, const cn_addr *to, int see
 		if (n->streams[i].at_ms < s->at_ms)
 			s = &n->streams[i];
 	}
-	if (s->id != 0)
+	if (s->id != 0) {
 		n->stats.stream_failures++; /* forgotten: the caller never answered */
+		if (s->purpose == SP_POLICY && n->psync != NULL)
+			cn_psync_result(n->psync, s->tag, NULL, 0, n->now_ms);
+	}
 	if (++n->next_stream_id == 0)
 		n->next_stream_id = 1;
 	*s = (stream_state){.id = n->next_stream_id, .purpose = purpose, .seed = (int8_t)seed,
-			    .at_ms = n->now_ms};
+			    .tag = tag, .at_ms = n->now_ms};
 	if (cn_outbox_push_owned(&n->out, CN_OUT_STREAM, to, s->id, buf, len) != 0) {
 		n->stats.outputs_dropped++;
 		s->id = 0;
+		if (purpose == SP_POLICY) /* tell psync, or its request stays in flight */
+			cn_psync_result(n->psync, tag, NULL, 0, n->now_ms);
 		return;
 	}
 	n->stats.streams_out++;
+}
+
+static void start_stream(cn_node *n, uint8_t purpose, const cn_addr *to, int seed, uint32_t about)
+{
+	uint8_t *buf;
+	size_t len;
+	if (encode_state(n, CN_MSG_PUSH_PULL, purpose == SP_JOIN, about, &buf, &len) != 0)
+		return;
+	push_stream(n, purpose, to, seed, 0, buf, len);
+}
+
+/* Move psync's stream requests to the outbox. Bounded: psync has at most
+ * CN_PSYNC_INFLIGHT_MAX requests, and a failed push completes one. */
+static void psync_drain(cn_node *n)
+{
+	if (n->psync == NULL)
+		return;
+	cn_addr to;
+	uint8_t *buf;
+	size_t len;
+	uint32_t tag;
+	for (int i = 0; i < 4 * CN_PSYNC_INFLIGHT_MAX &&
+			cn_psync_next_request(n->psync, &to, &buf, &len, &tag) == 0;
+	     i++)
+		push_stream(n, SP_POLICY, &to, -1, tag, buf, len);
+}
+
+/* A push-pull with the member named source showed its policy digest. */
+static void psync_peer(cn_node *n, const cn_pushpull *pp)
+{
+	if (n->psync == NULL)
+		return;
+	uint32_t id = ident_or_none(n, pp->source);
+	const cn_member_rec *r = id == UINT32_MAX ? NULL : cn_members_find(&n->members, id);
+	if (r == NULL || r->ident == n->self)
+		return;
+	cn_psync_on_peer_digest(n->psync, &ep_of(n, r)->addr, pp->has_policy_digest,
+				pp->policy_digest, n->now_ms);
 }
 
 int cn_node_stream_serve(cn_node *n, const cn_addr *from, const uint8_t *req, size_t len,
@@ -1420,12 +1487,26 @@ int cn_node_stream_serve(cn_node *n, const cn_addr *from, const uint8_t *req, si
 	uint8_t type = 0;
 	cn_pushpull pp;
 	cn_msg_stats ms = {0};
+	if (cn_stream_peek_type(req, len, &type) == 0 && cn_psync_stream_type(type)) {
+		int prc = CN_EUNKNOWN;
+		if (n->psync != NULL)
+			prc = cn_psync_serve(n->psync, req, len, now_ms, &n->reply, reply_len);
+		if (prc == 0)
+			*reply = n->reply;
+		else
+			n->stats.unknown_types += prc == CN_EUNKNOWN;
+		psync_drain(n);
+		leave_entry(n);
+		return prc;
+	}
 	/* Merge first, then answer: the reply then carries any refutation
 	 * the request provoked, which is what lets two halves re-merge. */
 	int rc = decode_merge(n, req, len, &type, &pp, &ms);
 	n->stats.unknown_keys += ms.unknown_keys;
 	if (rc == 0 && type != CN_MSG_PUSH_PULL)
 		rc = CN_EINVAL;
+	if (rc == 0)
+		psync_peer(n, &pp);
 	if (rc == 0)
 		rc = encode_state(n, CN_MSG_PUSH_PULL_REPLY, false, STATE_ALL, &n->reply, reply_len);
 	if (rc == 0) {
@@ -1434,6 +1515,7 @@ int cn_node_stream_serve(cn_node *n, const cn_addr *from, const uint8_t *req, si
 	} else {
 		n->stats.decode_errors += rc != CN_ENOMEM && rc != CN_ENOSPACE;
 	}
+	psync_drain(n);
 	leave_entry(n);
 	return rc;
 }
@@ -1471,6 +1553,7 @@ static int merge_reply(cn_node *n, const stream_state *done, const uint8_t *repl
 		uint32_t id = ident_or_none(n, pp.source);
 		n->seed_ident[done->seed] = id == UINT32_MAX ? 0 : id + 1;
 	}
+	psync_peer(n, &pp);
 	return 0;
 }
 
@@ -1482,11 +1565,15 @@ int cn_node_stream_result(cn_node *n, uint32_t stream_id, const uint8_t *reply, 
 	int rc = CN_ENOENT;
 	if (stream_take(n, stream_id, &done)) {
 		rc = 0;
-		if (reply == NULL)
+		if (done.purpose == SP_POLICY) {
+			if (n->psync != NULL)
+				cn_psync_result(n->psync, done.tag, reply, len, now_ms);
+		} else if (reply == NULL)
 			n->stats.stream_failures++;
 		else
 			rc = merge_reply(n, &done, reply, len);
 	}
+	psync_drain(n);
 	leave_entry(n);
 	return rc;
 }
@@ -1539,12 +1626,12 @@ static void gossip_tick(cn_node *n)
 	if (n->now_ms < n->next_gossip_ms)
 		return;
 	n->next_gossip_ms = n->now_ms + n->cfg.gossip_interval_ms;
-	if (cn_queue_len(&n->queue) == 0)
+	if (!gossip_pending(n))
 		return;
 	uint32_t to[64];
 	uint32_t want = n->cfg.gossip_nodes < 64 ? n->cfg.gossip_nodes : 64;
 	uint32_t got = pick_random(n, want, gossip_ok, UINT32_MAX, to);
-	for (uint32_t i = 0; i < got && cn_queue_len(&n->queue) > 0; i++) {
+	for (uint32_t i = 0; i < got && gossip_pending(n); i++) {
 		dgram d;
 		dg_begin(&d, n);
 		dg_piggyback(&d);
@@ -1682,6 +1769,10 @@ void cn_node_tick(cn_node *n, uint64_t now_ms)
 	join_tick(n);
 	if (now_ms >= meta_due_ms(n) && !n->leaving)
 		publish_meta(n);
+	if (n->psync != NULL) {
+		cn_psync_tick(n->psync, now_ms);
+		psync_drain(n);
+	}
 	leave_entry(n);
 }
 
@@ -1694,8 +1785,10 @@ uint64_t cn_node_deadline(const cn_node *n)
 		if (!p->acked && !p->indirect_sent)
 			d = min_u64(d, p->indirect_at_ms);
 	}
-	if (cn_queue_len(&n->queue) > 0)
+	if (gossip_pending(n))
 		d = min_u64(d, n->next_gossip_ms);
+	if (n->psync != NULL)
+		d = min_u64(d, cn_psync_deadline(n->psync));
 	if (live_peers(n) > 0)
 		d = min_u64(d, n->next_pushpull_ms);
 	if (!n->leaving && (n->members.n_state[CN_STATE_DEAD] > 0 || n->n_seeds > 0))
@@ -1817,6 +1910,7 @@ void cn_node_free(cn_node *n)
 	cn_suspicion_table_free(&n->susp);
 	cn_queue_free(&n->queue);
 	cn_outbox_free(&n->out);
+	cn_psync_free(n->psync);
 	free(n->reply);
 	if (n->own_pool)
 		cn_pool_free(n->pool);
@@ -1967,14 +2061,36 @@ int cn_node_rtt_ms(const cn_node *n, const char *a, const char *b, double *rtt_m
 
 int cn_node_attach_policy(cn_node *n, struct cn_policy *p, uint64_t now_ms)
 {
-	(void)now_ms;
-	n->policy = p;
-	return 0;
+	enter(n, now_ms);
+	cn_psync *ps = NULL;
+	int rc = p == NULL ? 0 : cn_psync_new(p, &ps);
+	if (rc == 0) {
+		/* Requests of the old psync in flight complete as unknown ids. */
+		for (int i = 0; i < CN_STREAMS_MAX; i++)
+			if (n->streams[i].id != 0 && n->streams[i].purpose == SP_POLICY)
+				n->streams[i].id = 0;
+		cn_psync_free(n->psync);
+		n->psync = ps;
+	}
+	leave_entry(n);
+	return rc;
+}
+
+void cn_node_policy_wall_offset(cn_node *n, int64_t wall_minus_now_ms)
+{
+	if (n->psync != NULL)
+		cn_psync_set_wall_offset(n->psync, wall_minus_now_ms);
 }
 
 void cn_node_policy_announce(cn_node *n, const struct cn_doc *d, uint64_t now_ms)
 {
-	(void)n;
-	(void)d;
-	(void)now_ms;
+	enter(n, now_ms);
+	if (n->psync != NULL)
+		cn_psync_announce(n->psync, d);
+	leave_entry(n);
+}
+
+const cn_psync_stats *cn_node_psync_stats(const cn_node *n)
+{
+	return n->psync != NULL ? cn_psync_stats_get(n->psync) : NULL;
 }

@@ -207,6 +207,13 @@ int cn_node_attach_policy(cn_node *n, struct cn_policy *p, uint64_t now_ms);
  * operator's write that came out APPLIED). Remote applies are announced
  * by the node itself. */
 void cn_node_policy_announce(cn_node *n, const struct cn_doc *d, uint64_t now_ms);
+/* The replica's hybrid clock needs wall time; the node's is monotonic.
+ * wall = now + offset (the agent: realtime - monotonic; the simulator: its
+ * epoch). Call after attaching. */
+void cn_node_policy_wall_offset(cn_node *n, int64_t wall_minus_now_ms);
+/* Replication counters, or NULL when no replica is attached. */
+struct cn_psync_stats;
+const struct cn_psync_stats *cn_node_psync_stats(const cn_node *n);
 
 /* Added: check every numbered invariant of node.c, including the O(N)
  * ones that debug builds otherwise only check once per probe pass.

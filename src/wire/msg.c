@@ -1003,6 +1003,12 @@ const char *cn_msg_type_name(uint8_t type)
 	case CN_MSG_PUSH_PULL_REPLY: return "push-pull-reply";
 	case CN_MSG_KEY_OP: return "key-op";
 	case CN_MSG_KEY_OP_REPLY: return "key-op-reply";
+	case CN_MSG_POLICY_SYNC: return "policy-sync";
+	case CN_MSG_POLICY_SYNC_REPLY: return "policy-sync-reply";
+	case CN_MSG_POLICY_FETCH: return "policy-fetch";
+	case CN_MSG_POLICY_FETCH_REPLY: return "policy-fetch-reply";
+	case CN_MSG_AUDIT_SYNC: return "audit-sync";
+	case CN_MSG_AUDIT_SYNC_REPLY: return "audit-sync-reply";
 	default: return "unknown";
 	}
 }

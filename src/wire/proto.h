@@ -30,6 +30,12 @@ enum cn_msg_type {
 	CN_MSG_PUSH_PULL_REPLY = 17, /* stream reply */
 	CN_MSG_KEY_OP = 18,          /* stream request: key ring operation */
 	CN_MSG_KEY_OP_REPLY = 19,    /* stream reply */
+	CN_MSG_POLICY_SYNC = 20,     /* stream request: bucket hashes -> listing */
+	CN_MSG_POLICY_SYNC_REPLY = 21,
+	CN_MSG_POLICY_FETCH = 22,    /* stream request: names -> documents */
+	CN_MSG_POLICY_FETCH_REPLY = 23,
+	CN_MSG_AUDIT_SYNC = 24,      /* stream request: chain heads -> entries */
+	CN_MSG_AUDIT_SYNC_REPLY = 25,
 	CN_MSG_TYPE_MAX = 31,
 };
 
