@@ -348,7 +348,7 @@ static void spawn(cn_rt *rt, inst *in, uint64_t now_ms)
 	pid_t pid = 0;
 	int fd = cn_rtlog_open(&in->log);
 	if (fd < 0) {
-		snprintf(err, sizeof err, "cannot open %s: %s", in->log.path, strerror(errno));
+		snprintf(err, sizeof err, "cannot open the log file: %s", strerror(errno));
 		rc = CN_EIO;
 	} else if (in->envp != NULL) {
 		const char *argv[CN_JOB_ARGS_MAX + 1];
@@ -463,16 +463,37 @@ static void on_exit_(cn_rt *rt, inst *in, bool known, int status, uint64_t now_m
 		in->state = failed ? CN_RT_FAILED : CN_RT_EXITED;
 }
 
+/* Signal the instance's process group. An adopted process is checked
+ * first (same start time: not a reused pid) and, if it left the group it
+ * was born leading, only the process itself is signalled. Returns false if
+ * the process is not there any more. */
+static bool signal_inst(const inst *in, int sig)
+{
+	assert(in->pid > 1);
+	if (!in->adopted) {
+		cn_rtproc_kill_group(in->pid, sig);
+		return true;
+	}
+	cn_rtproc_stat ps;
+	if (cn_rtproc_stat_read(in->pid, &ps) != 0 || ps.start_ticks != in->start_ticks ||
+	    ps.state == 'Z')
+		return false;
+	if (ps.pgrp == in->pid)
+		cn_rtproc_kill_group(in->pid, sig);
+	else
+		kill(in->pid, sig);
+	return true;
+}
+
 static void begin_stop(cn_rt *rt, inst *in, bool restart_after, uint64_t now_ms)
 {
 	assert(in->pid > 0 && in->state != CN_RT_STOPPING);
 	add_zombie(rt, cn_rthc_cancel(&in->hc));
-	if (in->adopted && !cn_rtproc_same(in->pid, in->start_ticks)) {
+	if (!signal_inst(in, SIGTERM)) {
 		in->state = CN_RT_STOPPING;
 		on_exit_(rt, in, false, 0, now_ms);
 		return;
 	}
-	cn_rtproc_kill_group(in->pid, SIGTERM);
 	in->state = CN_RT_STOPPING;
 	in->killed = false;
 	in->restart_after_stop = restart_after;
@@ -560,25 +581,41 @@ static void probe(cn_rt *rt, inst *in, uint64_t now_ms)
 
 /* ---- tick ---- */
 
+/* A live instance (not STOPPING) that must be stopped now: unwanted or
+ * at another version (adopted ones only once a desired set arrived), or
+ * unhealthy under a policy that restarts. Its second result, *restart, says
+ * which. */
+static bool needs_stop_why(const cn_rt *rt, const inst *in, bool *restart)
+{
+	*restart = false;
+	if (in->adopted && !rt->desired_set)
+		return false;
+	if (!in->wanted || in->version != in->want_version)
+		return true;
+	*restart = in->state == CN_RT_UNHEALTHY && in->spec->restart_policy != CN_JOB_RESTART_NEVER;
+	return *restart;
+}
+
+static bool needs_stop(const cn_rt *rt, const inst *in)
+{
+	bool restart;
+	return needs_stop_why(rt, in, &restart);
+}
+
 /* Decide for one instance; returns false if it was removed. */
 static bool reconcile(cn_rt *rt, size_t i, uint64_t now_ms)
 {
 	inst *in = rt->v[i];
 	bool live = in->pid > 0;
 	if (live && in->state != CN_RT_STOPPING) {
-		/* Adopted processes wait for the first desired set. */
-		bool may_judge = rt->desired_set || !in->adopted;
-		if (may_judge && (!in->wanted || in->version != in->want_version))
-			begin_stop(rt, in, false, now_ms);
-		else if (in->state == CN_RT_UNHEALTHY &&
-			 in->spec->restart_policy != CN_JOB_RESTART_NEVER)
-			begin_stop(rt, in, true, now_ms);
+		bool restart;
+		if (needs_stop_why(rt, in, &restart))
+			begin_stop(rt, in, restart, now_ms);
 		return true;
 	}
 	if (live) {
 		if (!in->killed && now_ms >= in->stop_deadline_ms) {
-			if (!in->adopted || cn_rtproc_same(in->pid, in->start_ticks))
-				cn_rtproc_kill_group(in->pid, SIGKILL);
+			signal_inst(in, SIGKILL);
 			in->killed = true;
 			rt->st.kills++;
 			cn_rtlog_note(&in->log, "pid %d did not stop in time: SIGKILL", (int)in->pid);
@@ -641,13 +678,16 @@ uint64_t cn_rt_deadline(const cn_rt *rt)
 			d = min_u64(d, rt->last_now_ms);
 		if (in->pid > 0) {
 			need_poll = true;
-			if (in->state == CN_RT_STOPPING && !in->killed)
-				d = min_u64(d, in->stop_deadline_ms);
 			if (cn_rthc_busy(&in->hc))
 				d = min_u64(d, cn_rthc_deadline(&in->hc));
-			else if (has_health(in) && in->state != CN_RT_STOPPING)
+			if (in->state == CN_RT_STOPPING) {
+				if (!in->killed)
+					d = min_u64(d, in->stop_deadline_ms);
+				continue;
+			}
+			if (!cn_rthc_busy(&in->hc) && has_health(in))
 				d = min_u64(d, in->next_probe_ms);
-			if (in->state == CN_RT_UNHEALTHY || (rt->desired_set && !in->wanted))
+			if (needs_stop(rt, in))
 				d = min_u64(d, rt->last_now_ms);
 		} else if (in->wanted && in->state == CN_RT_BACKOFF) {
 			d = min_u64(d, in->next_start_ms);
