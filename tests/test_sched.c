@@ -1,0 +1,212 @@
+/* agent/sched: job documents to placement to this member's runtime wants. */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/sched.h"
+#include "util/err.h"
+#include "wire/mp.h"
+
+enum { N = 6 };
+
+typedef struct world {
+	cn_sched_view v;
+	cn_member m[N];
+	cn_place_member in[N];
+	cn_sched_jobs j;
+	cn_placer *pl;
+} world;
+
+static void world_init(world *w)
+{
+	memset(w, 0, sizeof *w);
+	for (int i = 0; i < N; i++) {
+		cn_member *m = &w->m[i];
+		snprintf(m->name, sizeof m->name, "n%d", i);
+		m->state = CN_STATE_ALIVE;
+		snprintf(m->meta.arch, sizeof m->meta.arch, "%s", i % 2 ? "arm64" : "x86_64");
+		snprintf(m->meta.os, sizeof m->meta.os, "linux");
+		m->meta.cpus = 4;
+		m->meta.mem_mb = 4096;
+		ck_assert_int_eq(cn_meta_set_label(&m->meta, "region", i < 4 ? "eu" : "us"), 0);
+		w->in[i] = (cn_place_member){.name = m->name, .state = m->state, .meta = &m->meta};
+	}
+	w->v.members = w->m;
+	w->v.in = w->in;
+	w->v.n = N;
+	ck_assert_int_eq(cn_placer_new(&w->pl), 0);
+}
+
+static void world_free(world *w)
+{
+	cn_placer_free(w->pl);
+	cn_sched_jobs_free(&w->j);
+	/* the view's arrays are the world's own */
+}
+
+/* A spec map: {replicas: R, command: ["/bin/true"], partition: P,
+ * constraints: [{label: region, op: "=", value: REGION}] (when region)} */
+static size_t spec(uint8_t *buf, size_t cap, uint32_t replicas, const char *partition,
+		   const char *region)
+{
+	cn_mp_writer w;
+	size_t n = 0;
+	cn_mp_writer_init(&w, buf, cap);
+	cn_mp_put_map(&w, region ? 4 : 3);
+	cn_mp_put_cstr(&w, "replicas");
+	cn_mp_put_uint(&w, replicas);
+	cn_mp_put_cstr(&w, "command");
+	cn_mp_put_array(&w, 1);
+	cn_mp_put_cstr(&w, "/bin/true");
+	cn_mp_put_cstr(&w, "partition");
+	cn_mp_put_cstr(&w, partition);
+	if (region) {
+		cn_mp_put_cstr(&w, "constraints");
+		cn_mp_put_array(&w, 1);
+		cn_mp_put_map(&w, 3);
+		cn_mp_put_cstr(&w, "label");
+		cn_mp_put_cstr(&w, "region");
+		cn_mp_put_cstr(&w, "op");
+		cn_mp_put_cstr(&w, "=");
+		cn_mp_put_cstr(&w, "value");
+		cn_mp_put_cstr(&w, region);
+	}
+	ck_assert_int_eq(cn_mp_writer_end(&w, &n), 0);
+	return n;
+}
+
+static void add(world *w, const char *name, uint64_t version, uint32_t replicas,
+		const char *partition, const char *region)
+{
+	uint8_t buf[512];
+	size_t n = spec(buf, sizeof buf, replicas, partition, region);
+	cn_jobspec_err e;
+	ck_assert_int_eq(cn_sched_jobs_add(&w->j, name, version, buf, n, true, &e), 0);
+}
+
+START_TEST(every_replica_falls_to_exactly_one_member)
+{
+	world w;
+	world_init(&w);
+	add(&w, "web", 7, 3, "keep_running", NULL);
+	add(&w, "eu-db", 9, 2, "keep_running", "eu");
+	cn_place_result r;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r), 0);
+	uint32_t web[3] = {0}, eu = 0;
+	for (int i = 0; i < N; i++) {
+		cn_rt_want want[8];
+		size_t n = cn_sched_wants(&r, &w.j, w.m[i].name, want, 8);
+		for (size_t k = 0; k < n; k++) {
+			if (strcmp(want[k].job, "web") == 0) {
+				ck_assert_uint_lt(want[k].replica, 3);
+				ck_assert_uint_eq(want[k].version, 7);
+				web[want[k].replica]++;
+			} else {
+				ck_assert_str_eq(want[k].job, "eu-db");
+				ck_assert_int_lt(i, 4); /* region = eu only */
+				ck_assert_str_eq(cn_jobspec_str(want[k].spec, want[k].spec->command[0]),
+						 "/bin/true");
+				eu++;
+			}
+		}
+	}
+	ck_assert_uint_eq(web[0], 1);
+	ck_assert_uint_eq(web[1], 1);
+	ck_assert_uint_eq(web[2], 1);
+	ck_assert_uint_eq(eu, 2);
+	cn_place_result_free(&r);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(majority_only_runs_only_with_quorum)
+{
+	world w;
+	world_init(&w);
+	add(&w, "singleton", 1, 1, "majority_only", NULL);
+	/* This member sees only 2 of 6 alive: no quorum, nothing runs. */
+	for (int i = 2; i < N; i++)
+		w.in[i].state = CN_STATE_DEAD;
+	cn_place_result r;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r), 0);
+	cn_rt_want want[4];
+	for (int i = 0; i < 2; i++)
+		ck_assert_uint_eq(cn_sched_wants(&r, &w.j, w.m[i].name, want, 4), 0);
+	cn_place_result_free(&r);
+	/* With 4 of 6 alive it runs on exactly one of them. */
+	w.in[2].state = w.in[3].state = CN_STATE_ALIVE;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r), 0);
+	size_t total = 0;
+	for (int i = 0; i < 4; i++)
+		total += cn_sched_wants(&r, &w.j, w.m[i].name, want, 4);
+	ck_assert_uint_eq(total, 1);
+	cn_place_result_free(&r);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(bad_specs_name_the_field)
+{
+	world w;
+	world_init(&w);
+	uint8_t buf[64];
+	cn_mp_writer mw;
+	size_t n;
+	cn_mp_writer_init(&mw, buf, sizeof buf);
+	cn_mp_put_map(&mw, 1);
+	cn_mp_put_cstr(&mw, "replicas");
+	cn_mp_put_cstr(&mw, "three");
+	ck_assert_int_eq(cn_mp_writer_end(&mw, &n), 0);
+	cn_jobspec_err e = {0};
+	ck_assert_int_ne(cn_sched_jobs_add(&w.j, "bad", 1, buf, n, true, &e), 0);
+	ck_assert_uint_eq(w.j.n, 0);
+	ck_assert_msg(strstr(e.path, "replicas") != NULL || strstr(e.path, "command") != NULL,
+		      "error path '%s'", e.path);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(rendering_lists_jobs_and_moves)
+{
+	world w;
+	world_init(&w);
+	add(&w, "web", 7, 3, "keep_running", NULL);
+	cn_place_result before, after;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &before), 0);
+	add(&w, "batch", 8, 2, "keep_running", NULL);
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &after), 0);
+	cn_buf out;
+	cn_buf_init(&out, 1 << 20);
+	cn_sched_render_plan(&before, &after, false, &out);
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "2 to start, 0 to stop, 3 kept"));
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "+ batch on n"));
+	cn_buf_reset(&out);
+	cn_sched_render_plan(&before, &after, true, &out);
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "\"started\":2"));
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "\"action\":\"start\""));
+	cn_buf_reset(&out);
+	cn_sched_render_jobs(&after, true, &out);
+	ck_assert_int_eq(cn_buf_str(&out)[0], '[');
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "\"name\":\"web\""));
+	cn_buf_free(&out);
+	cn_place_result_free(&before);
+	cn_place_result_free(&after);
+	world_free(&w);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sched");
+	TCase *tc = tcase_create("sched");
+	tcase_add_test(tc, every_replica_falls_to_exactly_one_member);
+	tcase_add_test(tc, majority_only_runs_only_with_quorum);
+	tcase_add_test(tc, bad_specs_name_the_field);
+	tcase_add_test(tc, rendering_lists_jobs_and_moves);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
