@@ -210,6 +210,7 @@ typedef struct match {
 	int state;             /* 0: any */
 	uint32_t restarts_min;
 	pid_t not_pid;         /* 0: any */
+	const char *why;       /* NULL: any; else a substring of info.why */
 	cn_rt_info info;       /* last seen */
 } match;
 
@@ -219,7 +220,8 @@ static bool cond_match(cn_rt *rt, void *ctx)
 	if (cn_rt_get(rt, m->job, m->replica, &m->info) != 0)
 		return false;
 	return (m->state == 0 || m->info.state == m->state) && m->info.restarts >= m->restarts_min &&
-	       (m->not_pid == 0 || (m->info.pid != 0 && m->info.pid != m->not_pid));
+	       (m->not_pid == 0 || (m->info.pid != 0 && m->info.pid != m->not_pid)) &&
+	       (m->why == NULL || strstr(m->info.why, m->why) != NULL);
 }
 
 static bool cond_idle(cn_rt *rt, void *ctx)
@@ -642,7 +644,8 @@ START_TEST(health_http)
 	ck_assert_int_eq(cn_rt_set_desired(rt, w, 2, now_ms()), 0);
 	match mo = {.job = "web", .state = CN_RT_HEALTHY};
 	ck_assert(drive(rt, 10000, cond_match, &mo));
-	match mm = {.job = "web404", .state = CN_RT_UNHEALTHY};
+	/* the first probes may find the server not listening yet */
+	match mm = {.job = "web404", .state = CN_RT_UNHEALTHY, .why = "HTTP status 404"};
 	ck_assert(drive(rt, 10000, cond_match, &mm));
 	ck_assert_ptr_nonnull(strstr(mm.info.why, "HTTP status 404"));
 	cn_rt_stats st;
@@ -728,7 +731,7 @@ START_TEST(logs_capture_env_and_workdir)
 	mkcfg(&c);
 	cn_rt *rt = mkrt(&c);
 	char wd[128];
-	snprintf(wd, sizeof wd, "%s/work", g_dir);
+	snprintf(wd, sizeof wd, "%s/app-work", g_dir);
 	ck_assert_int_eq(mkdir(wd, 0755), 0);
 	cn_jobspec s;
 	spec_init(&s);
@@ -758,6 +761,16 @@ START_TEST(logs_capture_env_and_workdir)
 	ck_assert_ptr_nonnull(strstr(text, "job=team/app rep=2 ver=77 node=n1\n"));
 	ck_assert_ptr_nonnull(strstr(text, "foo=bar baz path=/usr/bin:/bin\n"));
 	ck_assert_ptr_nonnull(strstr(text, "[canopy] starting team/app/2 version 77"));
+	/* without a workdir: DIR/work */
+	cn_jobspec d;
+	spec_init(&d);
+	spec_sh(&d, "echo \"wd=$(pwd)\"; exec sleep 20");
+	want1(rt, "plain", 0, 1, &d);
+	match mp = {.job = "plain", .state = CN_RT_RUNNING};
+	ck_assert(drive(rt, 3000, cond_match, &mp));
+	snprintf(line, sizeof line, "wd=%s/work\n", g_dir);
+	text_has wdl = {mp.info.log_path, line};
+	ck_assert(drive(rt, 3000, cond_file_has, &wdl));
 	finish(rt);
 }
 END_TEST
@@ -970,6 +983,38 @@ START_TEST(cgroup_detection)
 	if (!cg.ok)
 		ck_assert_int_eq(cn_rtcg_create(&cg, "a", 0, 100, 64, path, sizeof path, err, sizeof err),
 				 CN_ESTATE);
+	/* the files a replica's cgroup gets, on a stand-in directory (the
+	 * kernel makes them in a real cgroup; here they are made first) */
+	cn_rtcg fake;
+	memset(&fake, 0, sizeof fake);
+	fake.ok = true;
+	snprintf(fake.root, sizeof fake.root, "%s", g_dir);
+	char sub[256], file[300], text[128];
+	snprintf(sub, sizeof sub, "%s/team%%2Fx.1", g_dir);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	const char *names[] = {"cpu.max", "memory.max", "cgroup.procs"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(file, sizeof file, "%s/%s", sub, names[i]);
+		int fd = open(file, O_WRONLY | O_CREAT, 0644);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
+	ck_assert_int_eq(cn_rtcg_create(&fake, "team/x", 1, 250, 64, path, sizeof path, err, sizeof err), 0);
+	ck_assert_str_eq(path, sub);
+	snprintf(file, sizeof file, "%s/cpu.max", sub);
+	read_text(file, text, sizeof text);
+	ck_assert_str_eq(text, "25000 100000");
+	snprintf(file, sizeof file, "%s/memory.max", sub);
+	read_text(file, text, sizeof text);
+	ck_assert_str_eq(text, "67108864");
+	ck_assert_int_eq(cn_rtcg_create(&fake, "team/x", 1, 0, 0, path, sizeof path, err, sizeof err), 0);
+	snprintf(file, sizeof file, "%s/cpu.max", sub);
+	read_text(file, text, sizeof text);
+	ck_assert_str_eq(text, "max 100000");
+	ck_assert_int_eq(cn_rtcg_attach(sub, 4321), 0);
+	snprintf(file, sizeof file, "%s/cgroup.procs", sub);
+	read_text(file, text, sizeof text);
+	ck_assert_str_eq(text, "4321");
 	/* the runtime reports it once and runs without */
 	cn_rt_cfg c;
 	mkcfg(&c);

@@ -31,7 +31,7 @@ static int read_small(const char *path, char *buf, size_t cap)
 
 static int write_small(const char *path, const char *text)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	size_t len = strlen(text);

@@ -221,7 +221,7 @@ static void record_put(cn_rt *rt, const inst *in)
 	if (cn_rtrec_encode(&r, buf, sizeof buf, &len) != 0 ||
 	    rt->store.put(rt->store.ctx, key, buf, len) != 0) {
 		rt->st.store_errors++;
-		rt_log(rt, "runtime: cannot record %s (re-adoption after an agent restart will miss it)", key);
+		rt_log(rt, "cannot record %s (re-adoption after an agent restart will miss it)", key);
 	}
 }
 
@@ -326,7 +326,7 @@ static void schedule_restart(cn_rt *rt, inst *in, uint64_t now_ms)
 	uint64_t d = backoff_ms(in->spec, in->fails_in_row);
 	in->state = CN_RT_BACKOFF;
 	in->next_start_ms = now_ms + d;
-	rt_log(rt, "runtime: %s/%u restarts in %" PRIu64 " ms (failure %u in a row)", in->job,
+	rt_log(rt, "%s/%u restarts in %" PRIu64 " ms (failure %u in a row)", in->job,
 	       (unsigned)in->replica, d, (unsigned)in->fails_in_row);
 }
 
@@ -360,7 +360,7 @@ static void spawn(cn_rt *rt, inst *in, uint64_t now_ms)
 		if (rt->cg.ok &&
 		    cn_rtcg_create(&rt->cg, in->job, in->replica, spec->cpu_millis, spec->memory_mb,
 				   in->cgroup, sizeof in->cgroup, cgerr, sizeof cgerr) != 0) {
-			rt_log(rt, "runtime: %s/%u runs without cgroup limits: %s", in->job,
+			rt_log(rt, "%s/%u runs without cgroup limits: %s", in->job,
 			       (unsigned)in->replica, cgerr);
 			in->cgroup[0] = '\0';
 		}
@@ -381,7 +381,7 @@ static void spawn(cn_rt *rt, inst *in, uint64_t now_ms)
 		rt->st.spawn_errors++;
 		snprintf(in->why, sizeof in->why, "%s", err);
 		cn_rtlog_note(&in->log, "cannot start: %s", err);
-		rt_log(rt, "runtime: %s/%u cannot start: %s", in->job, (unsigned)in->replica, err);
+		rt_log(rt, "%s/%u cannot start: %s", in->job, (unsigned)in->replica, err);
 		if (spec->restart_policy == CN_JOB_RESTART_NEVER) {
 			in->state = CN_RT_FAILED;
 			return;
@@ -390,7 +390,7 @@ static void spawn(cn_rt *rt, inst *in, uint64_t now_ms)
 		return;
 	}
 	if (err[0] != '\0')
-		rt_log(rt, "runtime: %s/%u: %s", in->job, (unsigned)in->replica, err); /* rlimit */
+		rt_log(rt, "%s/%u: %s", in->job, (unsigned)in->replica, err); /* rlimit */
 	in->pid = pid;
 	in->adopted = false;
 	in->killed = false;
@@ -399,7 +399,7 @@ static void spawn(cn_rt *rt, inst *in, uint64_t now_ms)
 	cn_rtproc_stat ps;
 	in->start_ticks = cn_rtproc_stat_read(pid, &ps) == 0 ? ps.start_ticks : 0;
 	if (in->cgroup[0] != '\0' && cn_rtcg_attach(in->cgroup, pid) != 0)
-		rt_log(rt, "runtime: %s/%u: cannot move pid %d into %s", in->job, (unsigned)in->replica,
+		rt_log(rt, "%s/%u: cannot move pid %d into %s", in->job, (unsigned)in->replica,
 		       (int)pid, in->cgroup);
 	in->state = has_health(in) ? CN_RT_STARTING : CN_RT_RUNNING;
 	in->up_since_ms = now_ms;
@@ -409,7 +409,7 @@ static void spawn(cn_rt *rt, inst *in, uint64_t now_ms)
 	if (again)
 		rt->st.restarts++;
 	record_put(rt, in);
-	rt_log(rt, "runtime: started %s/%u version %" PRIu64 " pid %d", in->job, (unsigned)in->replica,
+	rt_log(rt, "started %s/%u version %" PRIu64 " pid %d", in->job, (unsigned)in->replica,
 	       in->version, (int)pid);
 }
 
@@ -432,7 +432,7 @@ static void on_exit_(cn_rt *rt, inst *in, bool known, int status, uint64_t now_m
 	else
 		snprintf(what, sizeof what, "killed by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	cn_rtlog_note(&in->log, "pid %d %s", (int)in->pid, what);
-	rt_log(rt, "runtime: %s/%u pid %d %s", in->job, (unsigned)in->replica, (int)in->pid, what);
+	rt_log(rt, "%s/%u pid %d %s", in->job, (unsigned)in->replica, (int)in->pid, what);
 	in->pid = 0;
 	in->adopted = false;
 	bool ran_long = (in->state == CN_RT_RUNNING || in->state == CN_RT_HEALTHY) &&
@@ -501,7 +501,7 @@ static void begin_stop(cn_rt *rt, inst *in, bool restart_after, uint64_t now_ms)
 	in->stop_deadline_ms = now_ms + grace;
 	cn_rtlog_note(&in->log, "stopping pid %d (SIGTERM, SIGKILL after %u ms)", (int)in->pid,
 		      (unsigned)grace);
-	rt_log(rt, "runtime: stopping %s/%u pid %d", in->job, (unsigned)in->replica, (int)in->pid);
+	rt_log(rt, "stopping %s/%u pid %d", in->job, (unsigned)in->replica, (int)in->pid);
 }
 
 /* Has the process ended? Our child: waitid(WNOWAIT) first so the leader
@@ -575,7 +575,7 @@ static void probe(cn_rt *rt, inst *in, uint64_t now_ms)
 		in->state = CN_RT_UNHEALTHY;
 		cn_rtlog_note(&in->log, "unhealthy after %u failed probes: %s", (unsigned)in->probe_fails,
 			      in->hc.why);
-		rt_log(rt, "runtime: %s/%u unhealthy: %s", in->job, (unsigned)in->replica, in->hc.why);
+		rt_log(rt, "%s/%u unhealthy: %s", in->job, (unsigned)in->replica, in->hc.why);
 	}
 }
 
@@ -974,7 +974,7 @@ static void adopt(cn_rt *rt, const cn_rtrec *r, uint64_t now_ms)
 	rt->n++;
 	rt->st.adopted++;
 	cn_rtlog_note(&in->log, "adopted pid %d by a new agent", (int)r->pid);
-	rt_log(rt, "runtime: adopted %s/%u pid %d version %" PRIu64, r->job, (unsigned)r->replica,
+	rt_log(rt, "adopted %s/%u pid %d version %" PRIu64, r->job, (unsigned)r->replica,
 	       (int)r->pid, r->version);
 }
 
@@ -1005,7 +1005,7 @@ static void load_records(cn_rt *rt, uint64_t now_ms)
 			continue;
 		}
 		rt->st.discarded++;
-		rt_log(rt, "runtime: %s/%u pid %d is gone or is another process now: not adopted",
+		rt_log(rt, "%s/%u pid %d is gone or is another process now: not adopted",
 		       l->rec.job, (unsigned)l->rec.replica, (int)l->rec.pid);
 		if (rt->store.del(rt->store.ctx, l->key) != 0)
 			rt->st.store_errors++;
@@ -1036,9 +1036,15 @@ int cn_rt_new(const cn_rt_cfg *cfg, uint64_t now_ms, cn_rt **out)
 	if (rt == NULL)
 		return CN_ENOMEM;
 	rt->cfg = *cfg;
+	bool default_workdir = false;
 	rt->dir = dup_str(cfg->dir);
 	rt->node = dup_str(cfg->node);
-	rt->workdir = dup_str(cfg->workdir ? cfg->workdir : cfg->dir);
+	if (cfg->workdir != NULL) {
+		rt->workdir = dup_str(cfg->workdir);
+	} else if ((rt->workdir = malloc(strlen(cfg->dir) + 8)) != NULL) {
+		snprintf(rt->workdir, strlen(cfg->dir) + 8, "%s/work", cfg->dir);
+		default_workdir = true;
+	}
 	size_t ll = strlen(cfg->dir) + 8;
 	rt->logdir = malloc(ll);
 	bool ok = rt->dir && rt->node && rt->workdir && rt->logdir;
@@ -1057,12 +1063,13 @@ int cn_rt_new(const cn_rt_cfg *cfg, uint64_t now_ms, cn_rt **out)
 	rt->cfg.base_env = (const char *const *)rt->base_env;
 	rt->cfg.cgroup_dir = NULL;
 	rt->cfg.store = NULL;
-	if ((mkdir(rt->logdir, 0750) != 0 && errno != EEXIST)) {
+	if ((mkdir(rt->logdir, 0750) != 0 && errno != EEXIST) ||
+	    (default_workdir && mkdir(rt->workdir, 0750) != 0 && errno != EEXIST)) {
 		cn_rt_free(rt);
 		return CN_EIO;
 	}
 	cn_rtcg_detect(&rt->cg, cfg->cgroup_dir);
-	rt_log(rt, "runtime: %s", rt->cg.status);
+	rt_log(rt, "%s", rt->cg.status);
 	rt->last_now_ms = now_ms;
 	rt->next_poll_ms = now_ms;
 	if (cfg->store != NULL) {

@@ -102,7 +102,9 @@ typedef struct cn_rt_cfg {
 	const char *cgroup_dir;   /* NULL: detect the agent's own; "": off (cgroup.h) */
 	const char *const *base_env; /* NULL-terminated "K=V" under every workload's
 				      * environment; NULL: PATH=/usr/local/sbin:...:/bin */
-	const char *workdir;      /* for specs without workdir; NULL: DIR */
+	const char *workdir;      /* for specs without workdir; NULL: DIR/work
+				   * (made if absent; not DIR itself, which holds
+				   * the agent's keys and store) */
 	uint32_t stop_grace_ms;   /* SIGTERM to SIGKILL */
 	uint32_t health_failures; /* failed probes in a row that make UNHEALTHY */
 	uint32_t healthy_reset_ms;/* 0: the spec's update.healthy_for_ms */
@@ -123,7 +125,7 @@ typedef struct cn_rt cn_rt;
 
 /* Create a runtime, detect cgroups, load the store's records and adopt the
  * processes they name that are still alive. Returns 0, CN_EINVAL (cfg),
- * CN_EIO (DIR/logs cannot be made), CN_ENOMEM. Store errors while loading
+ * CN_EIO (DIR/logs or DIR/work cannot be made), CN_ENOMEM. Store errors while loading
  * are counted in the stats, not fatal. */
 int cn_rt_new(const cn_rt_cfg *cfg, uint64_t now_ms, cn_rt **out);
 
