@@ -606,9 +606,15 @@ int cn_policy_stamp(cn_policy *p, uint64_t wall_ms, uint64_t *version)
 
 /* ---- apply ------------------------------------------------------------ */
 
-static int apply(cn_policy *p, const cn_doc *d, uint64_t wall_ms, bool local, int *outcome,
-		 char *why, size_t cap)
+/* Steps 1-4 of APPLY: everything but the commit. Returns an error, or 0
+ * with *wins false and *outcome set (inert: DUPLICATE, STALE, EXPIRED), or
+ * 0 with *wins true: d beats the stored winner, which is in *cur when *had
+ * (the caller frees it with held_free). Counts refusals in p->stats. */
+static int admit(cn_policy *p, const cn_doc *d, uint64_t wall_ms, bool local, int *outcome,
+		 bool *wins, held *cur, bool *had, char *why, size_t cap)
 {
+	*wins = false;
+	*had = false;
 	say(why, cap, "%s", "");
 	if (cn_doc_validate(d, why, cap) != 0) {
 		p->stats.refused_invalid++;
@@ -632,13 +638,12 @@ static int apply(cn_policy *p, const cn_doc *d, uint64_t wall_ms, bool local, in
 			*outcome = CN_POLICY_EXPIRED;
 		return 0;
 	}
-	held cur;
-	int rc = load_latest(p, d->kind, d->name, &cur);
-	bool had = rc == 0;
+	int rc = load_latest(p, d->kind, d->name, cur);
+	*had = rc == 0;
 	if (rc != 0 && rc != CN_ENOENT)
 		return rc;
-	if (had) {
-		int c = cn_doc_cmp(d, &cur.d);
+	if (*had) {
+		int c = cn_doc_cmp(d, &cur->d);
 		if (c <= 0) {
 			if (c == 0)
 				p->stats.duplicate++;
@@ -646,9 +651,10 @@ static int apply(cn_policy *p, const cn_doc *d, uint64_t wall_ms, bool local, in
 				p->stats.stale++;
 			if (c < 0 && local)
 				say(why, cap, "%s/%s: the stored version %" PRIu64
-				    " (writer %s) is newer", d->kind, d->name, cur.d.version,
-				    cur.d.writer);
-			held_free(&cur);
+				    " (writer %s) is newer", d->kind, d->name, cur->d.version,
+				    cur->d.writer);
+			held_free(cur);
+			*had = false;
 			if (c < 0 && local)
 				return CN_ESTATE;
 			if (outcome)
@@ -660,6 +666,36 @@ static int apply(cn_policy *p, const cn_doc *d, uint64_t wall_ms, bool local, in
 		say(why, cap, "policy store holds %" PRIu32 " names, its limit", p->names);
 		return CN_EFULL;
 	}
+	*wins = true;
+	return 0;
+}
+
+int cn_policy_check_local(cn_policy *p, const cn_doc *d, uint64_t wall_ms, int *outcome,
+			  char *why, size_t why_cap)
+{
+	/* A dry run counts nothing: the stats describe what happened. */
+	cn_policy_stats saved = p->stats;
+	uint64_t refused_future = p->hlc.refused_future;
+	held cur;
+	bool wins = false, had = false;
+	int rc = admit(p, d, wall_ms, true, outcome, &wins, &cur, &had, why, why_cap);
+	if (had)
+		held_free(&cur);
+	p->stats = saved;
+	p->hlc.refused_future = refused_future;
+	if (rc == 0 && wins && outcome)
+		*outcome = CN_POLICY_APPLIED;
+	return rc;
+}
+
+static int apply(cn_policy *p, const cn_doc *d, uint64_t wall_ms, bool local, int *outcome,
+		 char *why, size_t cap)
+{
+	held cur;
+	bool wins = false, had = false;
+	int rc = admit(p, d, wall_ms, local, outcome, &wins, &cur, &had, why, cap);
+	if (rc != 0 || !wins)
+		return rc;
 
 	/* Everything below is computed on copies; memory changes only after
 	 * the store commit succeeded. */

@@ -259,6 +259,13 @@ int cn_policy_apply_local(cn_policy *p, const cn_doc *d, uint64_t wall_ms, int *
 			  char *why, size_t why_cap);
 int cn_policy_apply_remote(cn_policy *p, const cn_doc *d, uint64_t wall_ms, int *outcome,
 			   char *why, size_t why_cap);
+/* Dry run of apply_local: steps 1-4 (syntax, clock, trust, merge) without
+ * the commit. Nothing changes, not even the stats. *outcome (may be NULL)
+ * is APPLIED when the document would win, DUPLICATE when it is already the
+ * winner. @return as cn_policy_apply_local minus the store-commit errors
+ * (CN_EIO/CN_ENOMEM may still come from reading the stored winner). */
+int cn_policy_check_local(cn_policy *p, const cn_doc *d, uint64_t wall_ms, int *outcome,
+			  char *why, size_t why_cap);
 /* Decode (cn_doc_decode) then apply_remote: for fetched bytes. */
 int cn_policy_apply_remote_bytes(cn_policy *p, const uint8_t *bytes, size_t len,
 				 uint64_t wall_ms, int *outcome);
