@@ -87,7 +87,7 @@ int cn_yaml_parse(const char *text, size_t len, const char *file, cn_yaml **out,
 		void *it = NULL;
 		struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
 		if (e)
-			say(err, cap, file, e->line + 1, "not valid YAML: %s", e->msg);
+			say(err, cap, file, e->line, "not valid YAML: %s", e->msg); /* 1-based */
 		else
 			say(err, cap, file, 0, "not valid YAML");
 		fy_diag_destroy(diag);
@@ -148,6 +148,105 @@ void cn_yaml_free(cn_yaml *y)
 	fy_document_destroy(y->doc);
 	free(y->text);
 	free(y);
+}
+
+const char *cn_yaml_file(const cn_yaml *y)
+{
+	return y->file;
+}
+
+int cn_yaml_parse_stream(const char *text, size_t len, const char *file, cn_yaml_doc_fn fn,
+			 void *arg, char *err, size_t cap)
+{
+	if (file == NULL)
+		file = "<input>";
+	struct fy_diag_cfg dcfg;
+	fy_diag_cfg_default(&dcfg);
+	dcfg.fp = NULL;
+	dcfg.colorize = false;
+	struct fy_diag *diag = fy_diag_create(&dcfg);
+	if (diag == NULL)
+		return CN_ENOMEM;
+	fy_diag_set_collect_errors(diag, true);
+	struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET, .diag = diag};
+	struct fy_parser *fyp = fy_parser_create(&cfg);
+	char *copy = malloc(len + 1);
+	if (fyp == NULL || copy == NULL) {
+		free(copy);
+		if (fyp)
+			fy_parser_destroy(fyp);
+		fy_diag_destroy(diag);
+		return CN_ENOMEM;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	int rc = fy_parser_set_string(fyp, copy, len) == 0 ? 0 : CN_ENOMEM;
+	size_t index = 0;
+	cn_yaml y = {.text = NULL};
+	snprintf(y.file, sizeof y.file, "%s", file);
+	/* A stream holds at most as many documents as it has bytes. */
+	for (size_t guard = 0; rc == 0 && guard <= len; guard++) {
+		struct fy_document *doc = fy_parse_load_document(fyp);
+		if (doc == NULL)
+			break;
+		struct fy_node *root = fy_document_root(doc);
+		size_t sl = 1;
+		/* An empty document (a trailing ---) is no document. */
+		if (root != NULL && fy_node_get_type(root) == FYNT_SCALAR &&
+		    (fy_node_get_scalar(root, &sl) == NULL || sl == 0))
+			root = NULL;
+		if (root != NULL) {
+			y.doc = doc;
+			rc = fn(arg, &y, index++);
+		}
+		fy_parse_document_destroy(fyp, doc);
+	}
+	if (rc == 0 && fy_parser_get_stream_error(fyp)) {
+		void *it = NULL;
+		struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
+		if (e)
+			say(err, cap, file, e->line, "not valid YAML: %s", e->msg); /* 1-based */
+		else
+			say(err, cap, file, 0, "not valid YAML");
+		rc = CN_EINVAL;
+	} else if (rc == 0 && index == 0) {
+		say(err, cap, file, 0, "no documents");
+		rc = CN_EINVAL;
+	}
+	fy_parser_destroy(fyp);
+	fy_diag_destroy(diag);
+	free(copy);
+	return rc;
+}
+
+int cn_yaml_load_stream(const char *path, cn_yaml_doc_fn fn, void *arg, char *err, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		say(err, cap, path, 0, "cannot open: %s", strerror(errno));
+		return CN_EIO;
+	}
+	size_t max = 4 * CN_JOB_DOC_MAX;
+	char *text = malloc(max + 1);
+	if (text == NULL) {
+		fclose(f);
+		return CN_ENOMEM;
+	}
+	size_t n = fread(text, 1, max + 1, f);
+	int bad = ferror(f);
+	fclose(f);
+	int rc;
+	if (bad || n > max) {
+		if (bad)
+			say(err, cap, path, 0, "cannot read");
+		else
+			say(err, cap, path, 0, "larger than %zu bytes", max);
+		rc = bad ? CN_EIO : CN_EINVAL;
+	} else {
+		rc = cn_yaml_parse_stream(text, n, path, fn, arg, err, cap);
+	}
+	free(text);
+	return rc;
 }
 
 /* ---- conversion ------------------------------------------------------------ */

@@ -40,6 +40,22 @@ int cn_yaml_parse(const char *text, size_t len, const char *file, cn_yaml **out,
 int cn_yaml_load(const char *path, cn_yaml **out, char *err, size_t cap);
 void cn_yaml_free(cn_yaml *y);
 
+/* A YAML stream of one or more documents separated by `---` (what
+ * `canopy policy apply -f FILE` reads). fn is called for each non-empty
+ * document, in order, with index 0, 1, ...; y is valid only during the
+ * call, and its lines count from the start of the whole text. A parse
+ * error anywhere stops before the document it is in (documents before it
+ * were already handed to fn) and returns CN_EINVAL with "file:line: ...".
+ * fn returning nonzero stops the walk and is returned. No document at all
+ * is CN_EINVAL ("no documents"). */
+typedef int (*cn_yaml_doc_fn)(void *arg, const cn_yaml *y, size_t index);
+int cn_yaml_parse_stream(const char *text, size_t len, const char *file, cn_yaml_doc_fn fn,
+			 void *arg, char *err, size_t cap);
+/* Read a file (at most 4 * CN_JOB_DOC_MAX bytes) and parse it as a stream. */
+int cn_yaml_load_stream(const char *path, cn_yaml_doc_fn fn, void *arg, char *err, size_t cap);
+/* The source name given when parsing, for messages. */
+const char *cn_yaml_file(const cn_yaml *y);
+
 /* The document as msgpack into buf. Returns 0 and *len, CN_EINVAL (alias,
  * non-scalar key, too deep, integer out of range; err names file:line) or
  * CN_ENOSPACE (larger than cap). */
