@@ -133,6 +133,8 @@ static int cmd_members(cn_agent *a, bool json)
 size_t cn_agent_counters(const cn_agent *a, cn_counter out[CN_COUNTERS_MAX])
 {
 	const cn_node_stats *st = cn_node_stats_get(a->node);
+	static const cn_policy_stats none;
+	const cn_policy_stats *ps = a->policy ? cn_policy_get_stats(a->policy) : &none;
 	const cn_counter all[] = {
 		{"datagrams_in", st->datagrams_in}, {"datagrams_out", st->datagrams_out},
 		{"bytes_in", st->bytes_in}, {"bytes_out", st->bytes_out},
@@ -150,6 +152,16 @@ size_t cn_agent_counters(const cn_agent *a, cn_counter out[CN_COUNTERS_MAX])
 		{"unsealable", a->unsealable}, {"unknown_key_id", a->unknown_key},
 		{"send_errors", a->send_errors}, {"admin_refused", a->admin_refused},
 		{"keysyncs_sent", a->keysyncs_sent}, {"keysyncs_applied", a->keysyncs_applied},
+		{"revoked_dropped", a->revoked_dropped},
+		{"policy_applied_local", ps->applied_local},
+		{"policy_applied_remote", ps->applied_remote},
+		{"policy_duplicate", ps->duplicate}, {"policy_stale", ps->stale},
+		{"policy_expired", ps->expired}, {"policy_refused_invalid", ps->refused_invalid},
+		{"policy_refused_perm", ps->refused_perm},
+		{"policy_refused_future", ps->refused_future},
+		{"policy_refused_full", ps->refused_full}, {"policy_retracted", ps->retracted},
+		{"policy_collected", ps->collected}, {"policy_audit_remote", ps->audit_remote},
+		{"policy_audit_refused", ps->audit_refused}, {"policy_wiped", a->policy_wiped},
 	};
 	size_t n = sizeof all / sizeof all[0];
 	_Static_assert(sizeof all / sizeof all[0] <= CN_COUNTERS_MAX, "counter table");
@@ -177,6 +189,12 @@ void cn_agent_render_metrics(const cn_agent *a, cn_buf *out)
 			   "# TYPE canopy_keys gauge\ncanopy_keys %zu\n",
 		      cn_node_health_score(a->node), (unsigned long long)self.incarnation,
 		      cn_keyring_count(&a->ring));
+	if (a->policy)
+		cn_buf_printf(out, "# HELP canopy_policy_documents Policy names held (tombstones "
+				   "included).\n# TYPE canopy_policy_documents gauge\n"
+				   "canopy_policy_documents %u\n"
+				   "# TYPE canopy_policy_root_keys gauge\ncanopy_policy_root_keys %u\n",
+			      cn_policy_names(a->policy), cn_policy_trust(a->policy)->n_roots);
 	cn_counter c[CN_COUNTERS_MAX];
 	size_t n = cn_agent_counters(a, c);
 	for (size_t i = 0; i < n; i++)
@@ -233,6 +251,20 @@ static int cmd_info(cn_agent *a, bool json)
 			cn_json_obj_end(&j);
 		}
 		cn_json_arr_end(&j);
+		if (a->policy) {
+			uint8_t root[CN_DOC_HASH_BYTES];
+			char hex[2 * CN_DOC_HASH_BYTES + 1];
+			cn_policy_digest_root(a->policy, root);
+			sodium_bin2hex(hex, sizeof hex, root, sizeof root);
+			cn_json_key(&j, "policy");
+			cn_json_obj_begin(&j);
+			cn_json_kv_u64(&j, "documents", cn_policy_names(a->policy));
+			cn_json_kv_u64(&j, "root_keys", cn_policy_trust(a->policy)->n_roots);
+			cn_json_kv_u64(&j, "roles", cn_policy_trust(a->policy)->n_grants);
+			cn_json_kv_u64(&j, "revocations", cn_policy_trust(a->policy)->n_revoked);
+			cn_json_kv_str(&j, "digest", hex);
+			cn_json_obj_end(&j);
+		}
 		cn_json_key(&j, "stats");
 		cn_json_obj_begin(&j);
 		for (size_t i = 0; i < n_counters; i++)
@@ -256,6 +288,13 @@ static int cmd_info(cn_agent *a, bool json)
 			cn_buf_printf(out, "warning:       %llu packets sealed with key %08x, which this agent "
 				      "lacks: its key ring is out of date\n",
 				      (unsigned long long)a->unknown_key, (unsigned)a->last_unknown_key_id);
+		if (a->policy)
+			cn_buf_printf(out, "policy:        %u document(s), %u root key(s)%s, %u role(s), "
+				      "%u revocation(s)\n", cn_policy_names(a->policy),
+				      cn_policy_trust(a->policy)->n_roots,
+				      cn_policy_trust(a->policy)->n_roots ? "" : " (no --trust: writes refused)",
+				      cn_policy_trust(a->policy)->n_grants,
+				      cn_policy_trust(a->policy)->n_revoked);
 		cn_buf_puts(out, "counters:\n");
 		for (size_t i = 0; i < n_counters; i++)
 			cn_buf_printf(out, "  %-18s %llu\n", counters[i].name, (unsigned long long)counters[i].value);
@@ -528,6 +567,10 @@ int cn_agent_admin(cn_agent *a, const cn_admin_req *req, uint64_t now_ms)
 		return cmd_rtt(a, req, json);
 	if (!strcmp(cmd, "keys") && req->n_args >= 1)
 		return cmd_keys(a, req, now_ms);
+	if (!strcmp(cmd, "policy") && req->n_args >= 1)
+		return cn_agent_admin_policy(a, req, now_ms);
+	if (!strcmp(cmd, "audit"))
+		return cn_agent_admin_audit(a, req);
 	cn_buf_printf(&a->reply, "unknown command or wrong arguments: %s", cmd);
 	return CN_EINVAL;
 }

@@ -44,6 +44,13 @@ uint64_t cn_agent_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t cn_agent_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void cn_agent_log(const char *fmt, ...)
 {
 	struct timespec ts;
@@ -524,6 +531,15 @@ static void note_unknown_key(cn_agent *a, const char *from, const uint8_t *pkt, 
 		     (unsigned)primary);
 }
 
+/* A member whose node is revoked (refresh_revoked keeps the list). */
+static bool from_revoked(const cn_agent *a, const cn_addr *from)
+{
+	for (size_t i = 0; i < a->n_revoked_addrs; i++)
+		if (cn_addr_eq(&a->revoked_addrs[i], from))
+			return true;
+	return false;
+}
+
 static void udp_readable(cn_agent *a, uint64_t now_ms)
 {
 	uint8_t pkt[CN_DATAGRAM_MAX + 1];
@@ -548,6 +564,10 @@ static void udp_readable(cn_agent *a, uint64_t now_ms)
 				cn_addr_format(&from, t, sizeof t);
 				note_unknown_key(a, t, pkt, (size_t)n);
 			}
+			continue;
+		}
+		if (a->n_revoked_addrs > 0 && from_revoked(a, &from)) {
+			a->revoked_dropped++;
 			continue;
 		}
 		cn_node_recv(a->node, &from, plain, plen, now_ms);
@@ -965,6 +985,189 @@ static int setup_sockets(cn_agent *a)
 	return a->sig_fd < 0 ? CN_EIO : 0;
 }
 
+/* ---- policy replica ------------------------------------------------------- */
+
+/* Meta key: the last wall time (ms) this agent was up with its replica,
+ * written at start and hourly. With cn_policy_last_active() it tells how
+ * long the replica may have missed the fleet's writes (the offline rule). */
+#define META_POLICY_ONLINE "policy_online_ms"
+
+static int load_trust(cn_agent *a, cn_trust *roots)
+{
+	cn_trust_init(roots);
+	if (a->opts.trust[0] == '\0') {
+		cn_agent_log("warning: no --trust FILE: this agent knows no operator root key and "
+			     "refuses every policy write (make one with `canopy operator keygen --out "
+			     "FILE`, then start agents with --trust FILE.pub)");
+		return 0;
+	}
+	char *text = malloc(CN_TRUST_FILE_MAX + 1);
+	char why[CN_TRUST_WHY_MAX];
+	size_t len = 0, line = 0;
+	if (text == NULL)
+		return CN_ENOMEM;
+	int rc = read_file(a->opts.trust, text, CN_TRUST_FILE_MAX + 1, &len);
+	if (rc != 0) {
+		cn_agent_log("error: --trust %s: %s", a->opts.trust,
+			     rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
+		free(text);
+		return CN_EIO;
+	}
+	rc = cn_trust_parse_roots(roots, (const uint8_t *)text, len, why, sizeof why, &line);
+	free(text);
+	if (rc != 0) {
+		cn_agent_log("error: --trust %s: %s", a->opts.trust, why);
+		return CN_EINVAL;
+	}
+	a->have_roots = true;
+	cn_agent_log("trust: %u root operator key(s) from %s", roots->n_roots, a->opts.trust);
+	return 0;
+}
+
+typedef struct name_list {
+	char (*kind)[CN_DOC_KIND_MAX + 1];
+	char (*name)[CN_DOC_NAME_MAX + 1];
+	size_t n, cap;
+} name_list;
+
+static int collect_name(void *arg, const cn_doc *d)
+{
+	name_list *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		void *k = realloc(l->kind, cap * sizeof *l->kind);
+		if (k == NULL)
+			return CN_ENOMEM;
+		l->kind = k;
+		void *nm = realloc(l->name, cap * sizeof *l->name);
+		if (nm == NULL)
+			return CN_ENOMEM;
+		l->name = nm;
+		l->cap = cap;
+	}
+	memcpy(l->kind[l->n], d->kind, sizeof l->kind[0]);
+	memcpy(l->name[l->n], d->name, sizeof l->name[0]);
+	l->n++;
+	return 0;
+}
+
+/* The offline rule (core/policy.h, TOMBSTONES): a replica that has been
+ * away longer than the tombstone ttl may hold live versions of names the
+ * fleet deleted and has since forgotten; sending them back through
+ * anti-entropy would resurrect them. So it forgets every document (winner
+ * and history; the audit chains stay: they only grow) and refetches from
+ * the fleet when it joins. Only with seeds: an agent with no one to
+ * refetch from keeps what it has and says so. */
+static int policy_offline_rule(cn_agent *a, const cn_policy_config *cfg, uint64_t wall)
+{
+	uint64_t online = 0, last = cn_policy_last_active(a->policy);
+	int rc = cn_store_meta_get_u64(a->store, META_POLICY_ONLINE, &online);
+	if (rc != 0 && rc != CN_ENOENT)
+		return rc;
+	if (online > last)
+		last = online;
+	if (last == 0 || cn_policy_names(a->policy) == 0 || wall < last ||
+	    wall - last <= cfg->tombstone_ttl_ms)
+		return 0;
+	unsigned long long days = (unsigned long long)((wall - last) / 86400000u);
+	if (a->opts.n_seeds == 0) {
+		cn_agent_log("warning: policy: this replica was last active %llu day(s) ago, longer "
+			     "than the tombstone ttl; it keeps its %u document(s) because it has no "
+			     "--seed to refetch from (deletions it missed may come back)", days,
+			     cn_policy_names(a->policy));
+		return 0;
+	}
+	name_list l = {0};
+	rc = cn_policy_list(a->policy, NULL, collect_name, &l);
+	cn_policy_store st = cn_policy_lmdb_store(a->policy_lmdb);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		cn_policy_commit c = {.erase_kind = l.kind[i], .erase_name = l.name[i],
+				      .history_max = cfg->history_max};
+		rc = st.ops->commit(st.ctx, &c);
+	}
+	if (rc == 0) {
+		a->policy_wiped = l.n;
+		cn_agent_log("policy: last active %llu day(s) ago, longer than the tombstone ttl: "
+			     "forgot %zu document(s); they are fetched again from the fleet", days, l.n);
+	}
+	free(l.kind);
+	free(l.name);
+	return rc;
+}
+
+static int open_policy(cn_agent *a, uint64_t wall)
+{
+	char err[512];
+	cn_trust roots;
+	int rc = load_trust(a, &roots);
+	if (rc != 0)
+		return rc;
+	if ((rc = cn_policy_lmdb_open(a->store, &a->policy_lmdb, err, sizeof err)) != 0) {
+		cn_agent_log("error: policy store: %s", err);
+		cn_trust_free(&roots);
+		return rc;
+	}
+	cn_policy_config cfg;
+	cn_policy_config_default(&cfg, a->opts.name);
+	for (int pass = 0; pass < 2; pass++) {
+		err[0] = '\0';
+		rc = cn_policy_open(&cfg, cn_policy_lmdb_store(a->policy_lmdb), &roots, wall,
+				    &a->policy, err, sizeof err);
+		if (rc != 0) {
+			cn_agent_log("error: policy replica: %s%s%s", cn_strerror(rc), err[0] ? ": " : "",
+				     err);
+			break;
+		}
+		if (pass == 1)
+			break;
+		rc = policy_offline_rule(a, &cfg, wall);
+		if (rc != 0) {
+			cn_agent_log("error: policy: offline rule: %s", cn_strerror(rc));
+			break;
+		}
+		if (a->policy_wiped == 0)
+			break;
+		/* Reopen so the digest and counts match the emptied store. */
+		cn_policy_free(a->policy);
+		a->policy = NULL;
+	}
+	cn_trust_free(&roots);
+	if (rc == 0)
+		rc = cn_store_meta_put_u64(a->store, META_POLICY_ONLINE, wall);
+	if (rc == 0)
+		cn_agent_log("policy: %u document(s), %s", cn_policy_names(a->policy),
+			     a->have_roots ? "operator writes accepted from trusted keys"
+					   : "no root key: writes refused");
+	return rc;
+}
+
+/* Hourly: forget tombstones older than the ttl, note that we are up. */
+static void policy_housekeeping(cn_agent *a)
+{
+	uint64_t wall = cn_agent_wall_ms();
+	uint32_t n = 0;
+	int rc = cn_policy_collect(a->policy, wall, CN_POLICY_COLLECT_MAX, &n);
+	if (rc != 0)
+		cn_agent_log("policy: collecting tombstones: %s", cn_strerror(rc));
+	else if (n > 0)
+		cn_agent_log("policy: forgot %u tombstone(s) older than the ttl", n);
+	cn_store_meta_put_u64(a->store, META_POLICY_ONLINE, wall);
+}
+
+/* Addresses of members whose node is revoked (trust "node/NAME"), so
+ * their datagrams are dropped before they reach the node. Cheap: nothing
+ * to do unless some node is revoked. */
+static void refresh_revoked(cn_agent *a)
+{
+	const cn_trust *t = cn_policy_trust(a->policy);
+	a->n_revoked_addrs = 0;
+	for (uint32_t i = 0; i < t->n_revoked && a->n_revoked_addrs < CN_REVOKED_ADDRS_MAX; i++) {
+		cn_member m;
+		if (t->revoked[i].node && cn_node_member_find(a->node, t->revoked[i].writer, &m) == 0)
+			a->revoked_addrs[a->n_revoked_addrs++] = m.addr;
+	}
+}
+
 static int setup(cn_agent *a, uint64_t now_ms)
 {
 	char err[512];
@@ -1029,6 +1232,8 @@ static int setup(cn_agent *a, uint64_t now_ms)
 		cn_agent_log("error: store: cannot read the key ring version: %s", cn_strerror(rc));
 		return rc;
 	}
+	if ((rc = open_policy(a, cn_agent_wall_ms())) != 0)
+		return rc;
 
 	a->seal_buf = malloc(CN_STREAM_MAX);
 	a->open_buf = malloc(CN_STREAM_MAX);
@@ -1050,6 +1255,12 @@ static int setup(cn_agent *a, uint64_t now_ms)
 		cn_agent_log("error: bad node configuration: %s", cn_strerror(rc));
 		return rc;
 	}
+	if ((rc = cn_node_attach_policy(a->node, a->policy, now_ms)) != 0) {
+		cn_agent_log("error: cannot attach the policy replica: %s", cn_strerror(rc));
+		return rc;
+	}
+	a->next_collect_ms = now_ms + CN_POLICY_COLLECT_INTERVAL_MS;
+	a->next_revoked_ms = now_ms;
 	char t[CN_ADDR_STR_MAX];
 	cn_addr_format(&a->advertise, t, sizeof t);
 	cn_agent_log("agent %s (node id %s) at %s, incarnation %llu, %zu key(s), data %s", cfg.name,
@@ -1100,6 +1311,8 @@ static void teardown(cn_agent *a)
 	snprintf(path, sizeof path, "%s/events.sock", a->opts.data_dir);
 	unlink(path);
 	cn_node_free(a->node);
+	cn_policy_free(a->policy);
+	cn_policy_lmdb_close(a->policy_lmdb);
 	cn_store_close(a->store);
 	cn_keyring_wipe(&a->ring);
 	free(a->seal_buf);
@@ -1165,6 +1378,14 @@ static int loop(cn_agent *a)
 			sample_health(a, now);
 			a->next_health_ms = now + CN_HEALTH_INTERVAL_MS;
 		}
+		if (now >= a->next_collect_ms) {
+			policy_housekeeping(a);
+			a->next_collect_ms = now + CN_POLICY_COLLECT_INTERVAL_MS;
+		}
+		if (now >= a->next_revoked_ms) {
+			refresh_revoked(a);
+			a->next_revoked_ms = now + CN_REVOKED_REFRESH_MS;
+		}
 		if (a->metrics && now >= a->next_metrics_ms) {
 			cn_buf page;
 			cn_buf_init(&page, 1 << 20);
@@ -1183,6 +1404,8 @@ static int loop(cn_agent *a)
 		uint64_t deadline = cn_node_deadline(a->node);
 		if (deadline > a->next_health_ms)
 			deadline = a->next_health_ms;
+		if (deadline > a->next_collect_ms)
+			deadline = a->next_collect_ms;
 		if (a->metrics && deadline > a->next_metrics_ms)
 			deadline = a->next_metrics_ms;
 		size_t n = 0;

@@ -7,7 +7,7 @@
  * only use non-blocking nng_recvmsg/nng_sendmsg from this thread.
  *
  * Files in the data directory:
- *   store/       LMDB (incarnation, and later policy)
+ *   store/       LMDB (incarnation, key ring version, the policy replica)
  *   node.key     Ed25519 identity, 0600, made at first start
  *   keyring      the cluster key ring unless --keyring names another file
  *   admin.sock   CLI requests (NNG req/rep over IPC, mode 0600)
@@ -22,8 +22,10 @@
 #include "agent/metrics.h"
 #include "agent/opts.h"
 #include "core/node.h"
+#include "core/policy.h"
 #include "crypto/identity.h"
 #include "crypto/keyring.h"
+#include "store/policy_store.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -37,6 +39,9 @@ enum {
 	CN_KEYOP_TIMEOUT_MS = 8000,    /* fleet-wide key operation */
 	CN_KEYSYNC_SLOTS = 16,         /* peers remembered for key sync rate limit */
 	CN_KEYSYNC_INTERVAL_MS = 30000,
+	CN_POLICY_COLLECT_INTERVAL_MS = 3600000, /* forget old tombstones; note we were up */
+	CN_REVOKED_REFRESH_MS = 1000,  /* addresses of revoked nodes, for dropping */
+	CN_REVOKED_ADDRS_MAX = 64,
 };
 
 enum stream_owner { OWNER_CORE = 1, OWNER_KEYOP = 2, OWNER_KEYSYNC = 3 };
@@ -77,6 +82,13 @@ typedef struct cn_agent {
 	cn_keyring ring;
 	char keyring_path[CN_PATH_MAX + 16];
 	cn_store *store;
+	cn_policy_lmdb *policy_lmdb;  /* the replica's LMDB databases in store */
+	cn_policy *policy;            /* the policy replica (core/policy.h) */
+	bool have_roots;              /* --trust given: some operator may write */
+	uint64_t next_collect_ms;
+	cn_addr revoked_addrs[CN_REVOKED_ADDRS_MAX]; /* members whose node is revoked */
+	size_t n_revoked_addrs;
+	uint64_t next_revoked_ms;
 	uint64_t incarnation_saved;
 	uint64_t ring_version;  /* Lamport version of the key ring (wire/keyop.h) */
 
@@ -107,6 +119,8 @@ typedef struct cn_agent {
 	uint64_t lonely_failures;  /* stream failures while we know no member */
 	uint64_t admin_refused;
 	uint64_t keysyncs_sent, keysyncs_applied;
+	uint64_t revoked_dropped;  /* datagrams from revoked nodes */
+	uint64_t policy_wiped;     /* names wiped by the offline rule at start */
 	cn_addr keysync_addr[CN_KEYSYNC_SLOTS];
 	uint64_t keysync_at[CN_KEYSYNC_SLOTS];
 
@@ -121,18 +135,24 @@ typedef struct cn_agent {
  * Returns a process exit code. */
 int cn_agent_main(int argc, char **argv);
 
-/* Monotonic milliseconds (the only clock the agent feeds the core). */
+/* Monotonic milliseconds (the clock the agent feeds the node). */
 uint64_t cn_agent_now_ms(void);
+/* Unix time in milliseconds: the policy replica's wall clock (its hybrid
+ * logical clock keeps versions increasing even if this steps back). */
+uint64_t cn_agent_wall_ms(void);
 
 /* admin.c: handle one decoded admin request. Writes the reply text into
  * a->reply and returns the status, or CN_EAGAIN when the reply is deferred
  * (a key operation is under way). */
 struct cn_admin_req;
 int cn_agent_admin(cn_agent *a, const struct cn_admin_req *req, uint64_t now_ms);
+/* policy_admin.c: `canopy policy ...` and `canopy audit` inside the agent. */
+int cn_agent_admin_policy(cn_agent *a, const struct cn_admin_req *req, uint64_t now_ms);
+int cn_agent_admin_audit(cn_agent *a, const struct cn_admin_req *req);
 /* Finish a deferred key operation: render its result into a->reply. */
 int cn_agent_keyop_finish(cn_agent *a);
 /* Counters shown by `info` and exported as metrics. */
-enum { CN_COUNTERS_MAX = 48 };
+enum { CN_COUNTERS_MAX = 64 };
 typedef struct cn_counter {
 	const char *name;
 	uint64_t value;

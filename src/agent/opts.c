@@ -175,6 +175,9 @@ static int load_config(cn_agent_opts *o, const char *file)
 		} else if (!strcmp(key, "keyring")) {
 			if (o->keyring[0] == '\0')
 				rc = set_str(o->keyring, sizeof o->keyring, v, where);
+		} else if (!strcmp(key, "trust")) {
+			if (o->trust[0] == '\0')
+				rc = set_str(o->trust, sizeof o->trust, v, where);
 		} else {
 			rc = set_tunable(o, key, v, where);
 			if (rc == CN_ENOENT) {
@@ -202,6 +205,7 @@ int cn_agent_opts_parse(int argc, char **argv, cn_agent_opts *o)
 		{"admin-uid", required_argument, NULL, 'u'},
 		{"set", required_argument, NULL, 'S'},
 		{"metrics", required_argument, NULL, 'M'},
+		{"trust", required_argument, NULL, 't'},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -228,6 +232,7 @@ int cn_agent_opts_parse(int argc, char **argv, cn_agent_opts *o)
 		case 'l': rc = add_label(o, optarg, "--label"); break;
 		case 'c': rc = set_str(o->config, sizeof o->config, optarg, "--config"); break;
 		case 'M': rc = set_str(o->metrics, sizeof o->metrics, optarg, "--metrics"); break;
+		case 't': rc = set_str(o->trust, sizeof o->trust, optarg, "--trust"); break;
 		case 'm': {
 			char *end;
 			unsigned long m = strtoul(optarg, &end, 8);

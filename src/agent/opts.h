@@ -8,6 +8,7 @@
  *   data_dir: /var/lib/canopy
  *   keyring: /etc/canopy/keyring
  *   labels: {site: plant-7, zone: a}
+ *   trust: /etc/canopy/operators   # root operator public keys (--trust)
  *   probe_interval_ms: 1000   # and the other cn_node_config tunables
  * Flags given on the command line win over the file. */
 #ifndef CN_AGENT_OPTS_H
@@ -27,6 +28,8 @@ typedef struct cn_agent_opts {
 	size_t n_seeds;
 	char data_dir[CN_PATH_MAX];
 	char keyring[CN_PATH_MAX];  /* "" = DIR/keyring */
+	char trust[CN_PATH_MAX];    /* root operator keys (core/trust.h); "" = none:
+				     * every policy write is refused */
 	char config[CN_PATH_MAX];
 	char metrics[64];           /* loopback IP:PORT for /metrics, "" = off */
 	unsigned admin_mode;        /* admin/events socket file mode (0600) */

@@ -21,7 +21,7 @@ enum {
 	CN_ADMIN_VERSION = 1,
 	CN_ADMIN_CMD_MAX = 32,
 	CN_ADMIN_ARGS_MAX = 64,
-	CN_ADMIN_ARG_MAX = 65536,
+	CN_ADMIN_ARG_MAX = 131072,  /* a base64 policy document (agent/policy_admin.c) */
 	CN_ADMIN_REQUEST_MAX = 1 << 20,
 	CN_ADMIN_REPLY_MAX = 64 << 20,
 	CN_ADMIN_JSON = 1u << 0,
