@@ -5,7 +5,8 @@
  * re-adoption across runtimes, cgroup detection.
  *
  * Every wait is a loop bounded in iterations and in time (drive()); every
- * workload is bounded in time too (sleep 20 at most), and each test ends
+ * workload is bounded in time too (20 s at most: a failed test cannot run
+ * its teardown, so nothing may rely on it), and each test ends
  * by stopping everything through the runtime, then SIGKILLing every
  * process group it saw and reaping every child. Timing assertions are
  * lower bounds and orderings, never exact values. */
@@ -625,11 +626,18 @@ START_TEST(health_http)
 	snprintf(port1, sizeof port1, "%u", (unsigned)p1);
 	snprintf(port2, sizeof port2, "%u", (unsigned)p2);
 	cn_jobspec ok, missing;
-	const char *srv[] = {PYTHON, "-m", "http.server", NULL, "--bind", "127.0.0.1", "--directory", g_dir};
+	/* python3 -m http.server, ending by itself after 20 s (SIGALRM) even
+	 * if a failed test never stops it */
+	const char *srv[] = {PYTHON, "-c",
+			     "import functools, http.server, signal, sys\n"
+			     "signal.alarm(20)\n"
+			     "h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])\n"
+			     "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), h).serve_forever()\n",
+			     NULL, g_dir};
 	spec_init(&ok);
 	spec_init(&missing);
-	ok.n_command = missing.n_command = 8;
-	for (size_t i = 0; i < 8; i++) {
+	ok.n_command = missing.n_command = 5;
+	for (size_t i = 0; i < 5; i++) {
 		ok.command[i] = spec_str(&ok, srv[i] ? srv[i] : port1);
 		missing.command[i] = spec_str(&missing, srv[i] ? srv[i] : port2);
 	}
@@ -699,6 +707,49 @@ START_TEST(stop_term_then_kill)
 	read_text(mp.info.log_path, text, sizeof text);
 	ck_assert_ptr_nonnull(strstr(text, "killed by signal 15"));
 	ck_assert_uint_eq(cn_rtmem_count(g_mem), 0); /* records go with the processes */
+	finish(rt);
+}
+END_TEST
+
+/* The deadline never asks for a busy loop: not while running, not while
+ * stopping, not while unhealthy under `never`. */
+START_TEST(deadline_is_not_busy)
+{
+	cn_rt_cfg c;
+	mkcfg(&c);
+	c.stop_grace_ms = 400;
+	cn_rt *rt = mkrt(&c);
+	ck_assert_uint_eq(cn_rt_deadline(rt), UINT64_MAX); /* nothing to do */
+	cn_jobspec run, sick;
+	spec_init(&run);
+	spec_sh(&run, "trap '' TERM; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done");
+	spec_init(&sick);
+	spec_sh(&sick, "exec sleep 20");
+	spec_health_sh(&sick, "exit 1");
+	sick.restart_policy = CN_JOB_RESTART_NEVER;
+	sick.health_interval_ms = 200;
+	cn_rt_want w[] = {{.job = "run", .version = 1, .spec = &run},
+			  {.job = "sick", .version = 1, .spec = &sick}};
+	ck_assert_int_eq(cn_rt_set_desired(rt, w, 2, now_ms()), 0);
+	match mr = {.job = "run", .state = CN_RT_RUNNING};
+	ck_assert(drive(rt, 3000, cond_match, &mr));
+	text_has ready = {mr.info.log_path, "ready"};
+	ck_assert(drive(rt, 3000, cond_file_has, &ready));
+	match ms = {.job = "sick", .state = CN_RT_UNHEALTHY};
+	ck_assert(drive(rt, 5000, cond_match, &ms));
+	uint64_t t = now_ms();
+	cn_rt_tick(rt, t);
+	ck_assert_uint_gt(cn_rt_deadline(rt), t);
+	ck_assert_uint_le(cn_rt_deadline(rt), t + 200);
+	/* stopping the one that ignores SIGTERM: next is the poll or the grace */
+	ck_assert_int_eq(cn_rt_set_desired(rt, &w[1], 1, t), 0);
+	cn_rt_tick(rt, t);
+	ck_assert_int_eq(cn_rt_get(rt, "run", 0, &mr.info), 0);
+	ck_assert_int_eq(mr.info.state, CN_RT_STOPPING);
+	ck_assert_uint_gt(cn_rt_deadline(rt), t);
+	ck_assert_uint_le(cn_rt_deadline(rt), t + 400);
+	match mg = {.job = "run"};
+	ck_assert(drive(rt, 3000, cond_gone, &mg));
 	finish(rt);
 }
 END_TEST
@@ -1104,6 +1155,7 @@ int main(void)
 	tcase_add_test(proc, health_http);
 	tcase_add_test(proc, stop_term_then_kill);
 	tcase_add_test(proc, version_change_replaces_process);
+	tcase_add_test(proc, deadline_is_not_busy);
 	tcase_add_test(proc, logs_capture_env_and_workdir);
 	tcase_add_test(proc, log_rotation_copy_truncate);
 	tcase_add_test(proc, rlimits_apply);

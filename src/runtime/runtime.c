@@ -648,8 +648,6 @@ void cn_rt_tick(cn_rt *rt, uint64_t now_ms)
 		probe(rt, in, now_ms);
 		if (!reconcile(rt, i, now_ms))
 			continue;
-		if (in->pid > 0 && in->state != CN_RT_STOPPING && !in->adopted)
-			probe(rt, in, now_ms); /* a fresh spawn may probe at once */
 		if (in->log.rotating || poll_due) {
 			uint64_t before = in->log.rotations;
 			cn_rtlog_step(&in->log, rt->cfg.log_max_bytes, rt->cfg.log_keep);
