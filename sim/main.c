@@ -1,7 +1,7 @@
 /* canopy-sim: run a scenario (a YAML file under sim/scenarios/) against the real core.
  *
  *   canopy-sim SCENARIO.yaml [--nodes N] [--duration S] [--seed N]
- *              [--out DIR] [--lifeguard on|off] [--quiet]
+ *              [--out DIR] [--lifeguard on|off] [--policy on|off] [--quiet]
  *
  * Exit status: 0 the run finished and met the scenario's expectations;
  * 1 an invariant was violated or an expectation was not met (the seed is
@@ -23,7 +23,7 @@
 
 typedef struct opts {
 	const char *file, *out;
-	int64_t nodes, seed_set, lifeguard;
+	int64_t nodes, seed_set, lifeguard, policy;
 	uint64_t seed;
 	int64_t duration_us;
 	bool quiet;
@@ -32,7 +32,7 @@ typedef struct opts {
 static void usage(void)
 {
 	fprintf(stderr, "usage: canopy-sim SCENARIO.yaml [--nodes N] [--duration S] [--seed N]\n"
-			"                  [--out DIR] [--lifeguard on|off] [--quiet]\n");
+			"                  [--out DIR] [--lifeguard on|off] [--policy on|off] [--quiet]\n");
 }
 
 static int parse_u64(const char *flag, const char *s, uint64_t max, uint64_t *out)
@@ -52,7 +52,7 @@ static int parse_u64(const char *flag, const char *s, uint64_t max, uint64_t *ou
 static int parse_args(int argc, char **argv, opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->nodes = o->lifeguard = -1;
+	o->nodes = o->lifeguard = o->policy = -1;
 	o->duration_us = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -96,6 +96,12 @@ static int parse_args(int argc, char **argv, opts *o)
 				return -1;
 			}
 			o->lifeguard = !strcmp(v, "on");
+		} else if (!strcmp(a, "--policy")) {
+			if (strcmp(v, "on") && strcmp(v, "off")) {
+				fprintf(stderr, "canopy-sim: --policy: 'on' or 'off'\n");
+				return -1;
+			}
+			o->policy = !strcmp(v, "on");
 		} else {
 			fprintf(stderr, "canopy-sim: unknown option %s\n", a);
 			usage();
@@ -200,6 +206,17 @@ int main(int argc, char **argv)
 		sc.duration_us = (uint64_t)o.duration_us;
 	if (o.lifeguard >= 0)
 		sc.node.lifeguard = o.lifeguard == 1;
+	if (o.policy >= 0)
+		sc.policy.enabled = o.policy == 1;
+	for (uint32_t k = 0; k < sc.n_actions && !sc.policy.enabled; k++) {
+		if (sc.actions[k].type == ACT_WRITE) {
+			fprintf(stderr, "canopy-sim: %s:%u: write: needs policy replicas "
+					"(policy: on in the scenario, or --policy on)\n",
+				sc.file, sc.actions[k].line);
+			sim_scenario_free(&sc);
+			return 2;
+		}
+	}
 	sim_world *w = calloc(1, sizeof *w);
 	if (w == NULL || sim_world_new(w, &sc, o.quiet) != 0) {
 		fprintf(stderr, "canopy-sim: cannot set up the world (seed %llu)\n",

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/doc.h"
 #include "core/node.h"
 #include "util/json.h"
 
@@ -47,6 +48,20 @@ enum sim_fate {
 	FATE_SENT = 0, FATE_LOSS, FATE_PARTITION, FATE_BANDWIDTH, FATE_NOADDR, FATE_MAX_,
 };
 
+/* A policy document became the winner of its name on a replica (reported
+ * after the node call that caused it returned, so the replica's digest is
+ * current), or an operator write was accepted (local). */
+typedef struct sim_policy_ev {
+	uint32_t node;
+	bool local;           /* the operator write itself, on its writer */
+	bool erase;           /* the name was forgotten (version 0) */
+	uint64_t version;
+	char kind[CN_DOC_KIND_MAX + 1];
+	char name[CN_DOC_NAME_MAX + 1];
+	char writer[CN_DOC_WRITER_MAX + 1];
+	uint8_t hash[CN_DOC_HASH_BYTES];
+} sim_policy_ev;
+
 typedef struct sim_probe_ops {
 	const char *name;
 	int (*init)(sim_world *w, void **state);
@@ -66,10 +81,17 @@ typedef struct sim_probe_ops {
 	int (*expect)(void *st, sim_world *w, const sim_expect *e);
 	int (*write_files)(void *st, sim_world *w, const char *dir);
 	void (*free)(void *st);
+	/* Policy: a commit on a replica (see sim_policy_ev); an operator write
+	 * accepted on node e->node (called before its commit event); a
+	 * metadata change (label rev=<rev>) made on node. */
+	void (*on_policy)(void *st, sim_world *w, const sim_policy_ev *e);
+	void (*on_write)(void *st, sim_world *w, const sim_policy_ev *e);
+	void (*on_meta)(void *st, sim_world *w, uint32_t node, uint64_t rev);
 } sim_probe_ops;
 
 extern const sim_probe_ops sim_probe_membership;
 extern const sim_probe_ops sim_probe_traffic;
+extern const sim_probe_ops sim_probe_policy;
 
 extern const sim_probe_ops *const sim_probes[];
 extern const size_t sim_probes_count;

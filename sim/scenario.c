@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/doc.h"
 #include "util/err.h"
 
 typedef struct pctx {
@@ -444,6 +445,36 @@ static void action_args(pctx *p, struct fy_node *k, struct fy_node *v, sim_actio
 			a->bandwidth = get_u64(p, kk, vv, key, 1ull << 40);
 		} else if (!strcmp(key, "queue_bytes")) {
 			a->queue_bytes = get_u64(p, kk, vv, key, 1ull << 32);
+		} else if (a->type == ACT_WRITE && !strcmp(key, "node")) {
+			sim_sel *sel = &a->sets[0];
+			sel_free(sel);
+			memset(sel, 0, sizeof *sel);
+			sel->kind = SEL_IDS;
+			sel->ids = calloc(1, sizeof *sel->ids);
+			if (sel->ids == NULL) {
+				p->err = CN_ENOMEM;
+				return;
+			}
+			sel->ids[0] = (uint32_t)get_u64(p, kk, vv, key, SIM_NODES_MAX - 1);
+			sel->n_ids = 1;
+			a->n_sets = 1;
+		} else if (a->type == ACT_WRITE && !strcmp(key, "side")) {
+			a->side = (int32_t)get_u64(p, kk, vv, key, SIM_SETS_MAX);
+		} else if (a->type == ACT_WRITE && !strcmp(key, "names")) {
+			a->names = (uint32_t)get_u64(p, kk, vv, key, 1u << 20);
+		} else if (a->type == ACT_WRITE && !strcmp(key, "meta")) {
+			a->meta = get_bool(p, kk, vv, key);
+		} else if (a->type == ACT_WRITE && !strcmp(key, "name")) {
+			const char *s = scalar(p, kk, vv, key);
+			if (s != NULL && (strlen(s) > SIM_WRITE_PREFIX_MAX ||
+					  !cn_doc_name_ok(s, strlen(s)))) {
+				perr(p, kk, key, "'%s' is not a document name prefix "
+						 "([A-Za-z0-9._:/-], 1..%d characters, no leading /)",
+				     s, SIM_WRITE_PREFIX_MAX);
+				return;
+			}
+			if (s != NULL)
+				snprintf(a->prefix, sizeof a->prefix, "%s", s);
 		} else {
 			perr(p, kk, act, "unknown argument '%s'", key);
 		}
@@ -464,7 +495,7 @@ static const act_name act_names[] = {
 	{"skew", ACT_SKEW, false},           {"leave", ACT_LEAVE, true},
 	{"join", ACT_JOIN, false},           {"mass_restart", ACT_MASS_RESTART, false},
 	{"churn", ACT_CHURN, false},         {"net", ACT_NET, false},
-	{"bandwidth", ACT_BANDWIDTH, false},
+	{"bandwidth", ACT_BANDWIDTH, false}, {"write", ACT_WRITE, false},
 };
 
 /* Check the arguments each action needs. */
@@ -500,6 +531,12 @@ static void action_check(pctx *p, struct fy_node *k, sim_action *a, const char *
 		if (a->rate <= 0 || a->for_us == 0)
 			perr(p, k, act, "needs rate > 0 (crashes per second) and for");
 		break;
+	case ACT_WRITE:
+		if (a->rate > 0 && a->for_us == 0)
+			perr(p, k, act, "rate needs for: <duration>");
+		else if (a->rate <= 0 && a->count == 0)
+			a->count = 1;
+		break;
 	default:
 		break;
 	}
@@ -508,6 +545,7 @@ static void action_check(pctx *p, struct fy_node *k, sim_action *a, const char *
 static void parse_action(pctx *p, struct fy_node *item, sim_action *a)
 {
 	memset(a, 0, sizeof *a);
+	a->side = -1;
 	if (!is_map(item)) {
 		perr(p, item, "timeline", "each entry is a map: {at: T, <action>: ...}");
 		return;
@@ -628,6 +666,33 @@ static void parse_start(pctx *p, struct fy_node *k, struct fy_node *v, sim_scena
 	}
 }
 
+/* policy: on | off | {enabled, persist, settle} */
+static void parse_policy(pctx *p, struct fy_node *k, struct fy_node *v, sim_policycfg *pc)
+{
+	if (v != NULL && fy_node_get_type(v) == FYNT_SCALAR) {
+		pc->enabled = get_bool(p, k, v, "policy");
+		return;
+	}
+	if (!is_map(v)) {
+		perr(p, k, "policy", "must be on/off or a map {enabled, persist, settle}");
+		return;
+	}
+	pc->enabled = true;
+	void *it = NULL;
+	struct fy_node *kk, *vv;
+	const char *key;
+	while (next_pair(v, &it, &kk, &vv, &key) && p->err == 0) {
+		if (!strcmp(key, "enabled"))
+			pc->enabled = get_bool(p, kk, vv, key);
+		else if (!strcmp(key, "persist"))
+			pc->persist = get_bool(p, kk, vv, key);
+		else if (!strcmp(key, "settle"))
+			pc->settle_us = get_dur(p, kk, vv, key);
+		else
+			perr(p, kk, "policy", "unknown key '%s'", key);
+	}
+}
+
 static void parse_root(pctx *p, struct fy_node *root, sim_scenario *sc)
 {
 	void *it = NULL;
@@ -658,6 +723,8 @@ static void parse_root(pctx *p, struct fy_node *root, sim_scenario *sc)
 			parse_node_cfg(p, k, v, &sc->node);
 		} else if (!strcmp(key, "expect")) {
 			parse_expect(p, k, v, &sc->expect);
+		} else if (!strcmp(key, "policy")) {
+			parse_policy(p, k, v, &sc->policy);
 		} else if (!strcmp(key, "timeline")) {
 			parse_timeline(p, k, v, sc);
 		} else {

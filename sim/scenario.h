@@ -9,6 +9,7 @@
  *             queue_bytes, stream_timeout}
  *   node: {any cn_node_config integer field by name, lifeguard: bool}
  *   expect: {false_positives_max, detection_p99_ms_max, converged, ...}
+ *   policy: on | {enabled, persist, settle}   (policy replicas, docs/sim.md)
  *   timeline: [ {at: 30s, crash: {random: 1}}, ... ]
  *
  * Every error names the file, the line and the field. Durations are "250ms",
@@ -70,8 +71,10 @@ enum sim_net_field {
 enum sim_act_type {
 	ACT_PARTITION = 1, ACT_BLOCK, ACT_HEAL, ACT_FLAP, ACT_CRASH, ACT_RESTART, ACT_PAUSE,
 	ACT_SLOW, ACT_SKEW, ACT_LEAVE, ACT_JOIN, ACT_MASS_RESTART, ACT_CHURN, ACT_NET,
-	ACT_BANDWIDTH,
+	ACT_BANDWIDTH, ACT_WRITE,
 };
+
+enum { SIM_WRITE_PREFIX_MAX = 64 };
 
 typedef struct sim_action {
 	uint64_t at_us;
@@ -87,6 +90,16 @@ typedef struct sim_action {
 	uint64_t bandwidth, queue_bytes;
 	sim_netcfg net;
 	uint32_t net_mask;          /* enum sim_net_field */
+	/* ACT_WRITE: operator writes of policy documents "<prefix>-<j mod names>"
+	 * (j counts this action's writes; names 0 = every write a new name), on
+	 * a random live node of sets[0] (all live nodes without one) that is in
+	 * partition group `side` (-1: any); `count` at once (spread over `over`)
+	 * or Poisson at `rate` per second during `for`; `meta`: the writer also
+	 * changes a metadata label at the same instant. */
+	char prefix[SIM_WRITE_PREFIX_MAX + 1];
+	uint32_t names;
+	int32_t side;
+	bool meta;
 } sim_action;
 
 typedef struct sim_expect {
@@ -96,6 +109,15 @@ typedef struct sim_expect {
 	bool converged;
 	uint64_t detected_min;
 } sim_expect;
+
+/* Policy replicas (core/policy.h + core/psync.h) on every node. */
+typedef struct sim_policycfg {
+	bool enabled;
+	bool persist;                /* the replica survives a crash (an LMDB store);
+				      * false: a restarted node starts EMPTY */
+	uint64_t settle_us;          /* quiet time after which divergence is a
+				      * violation; 0 = the default bound */
+} sim_policycfg;
 
 typedef struct sim_scenario {
 	char name[64];
@@ -110,6 +132,7 @@ typedef struct sim_scenario {
 	sim_netcfg net;
 	cn_node_config node;         /* name/addr/incarnation filled per node */
 	sim_expect expect;
+	sim_policycfg policy;
 	uint32_t n_actions;
 	sim_action *actions;         /* owned, sorted by at_us (stable) */
 } sim_scenario;

@@ -11,12 +11,14 @@
 #include <string.h>
 
 #include "core/pool.h"
+#include "core/psync.h"
 #include "core/suspicion.h"
 #include "util/err.h"
+#include "wire/mp.h"
 
 enum sim_ev_kind {
 	EV_TICK = 1, EV_DGRAM, EV_STREAM_REQ, EV_STREAM_REPLY, EV_STREAM_FAIL, EV_ACTION,
-	EV_START, EV_SAMPLE, EV_CHURN, EV_LEAVE_TIMEOUT, EV_HEAL,
+	EV_START, EV_SAMPLE, EV_CHURN, EV_LEAVE_TIMEOUT, EV_HEAL, EV_WRITE, EV_WRITE_POISSON,
 };
 
 enum { EVF_SLOWED = 1 }; /* already delayed by a slow node's inbox */
@@ -252,6 +254,171 @@ static void build_meta(const sim_world *w, uint32_t i, cn_meta *m)
 	m->power = CN_POWER_MAINS;
 }
 
+/* ------------------------------------------------------------------ */
+/* Policy replicas: the memory store behind a wrapper that queues every */
+/* committed winner for the probes (handed over in drain(), once the    */
+/* replica's digest includes it).                                       */
+
+typedef struct sim_pstore {
+	sim_world *w;
+	uint32_t node;
+	cn_policy_store inner;
+} sim_pstore;
+
+static int ps_latest(void *ctx, const char *kind, const char *name, cn_policy_bytes_fn fn,
+		     void *arg)
+{
+	sim_pstore *s = ctx;
+	return s->inner.ops->latest(s->inner.ctx, kind, name, fn, arg);
+}
+
+static int ps_history(void *ctx, const char *kind, const char *name, cn_policy_bytes_fn fn,
+		      void *arg)
+{
+	sim_pstore *s = ctx;
+	return s->inner.ops->history(s->inner.ctx, kind, name, fn, arg);
+}
+
+static int ps_scan(void *ctx, const char *kind, cn_policy_bytes_fn fn, void *arg)
+{
+	sim_pstore *s = ctx;
+	return s->inner.ops->scan(s->inner.ctx, kind, fn, arg);
+}
+
+static int ps_audit_scan(void *ctx, cn_policy_bytes_fn fn, void *arg)
+{
+	sim_pstore *s = ctx;
+	return s->inner.ops->audit_scan(s->inner.ctx, fn, arg);
+}
+
+static int ps_meta_get(void *ctx, const char *key, uint8_t *buf, size_t cap, size_t *len)
+{
+	sim_pstore *s = ctx;
+	return s->inner.ops->meta_get(s->inner.ctx, key, buf, cap, len);
+}
+
+static sim_policy_ev *pev_add(sim_world *w)
+{
+	if (w->n_pev == w->cap_pev) {
+		uint32_t cap = w->cap_pev ? 2 * w->cap_pev : 256;
+		sim_policy_ev *v = realloc(w->pev, cap * sizeof *v);
+		if (v == NULL) {
+			sim_world_fail(w, "out of memory for policy events");
+			return NULL;
+		}
+		w->pev = v;
+		w->cap_pev = cap;
+	}
+	sim_policy_ev *e = &w->pev[w->n_pev++];
+	memset(e, 0, sizeof *e);
+	return e;
+}
+
+static int ps_commit(void *ctx, const cn_policy_commit *c)
+{
+	sim_pstore *s = ctx;
+	int rc = s->inner.ops->commit(s->inner.ctx, c);
+	if (rc != 0)
+		return rc;
+	sim_world *w = s->w;
+	if (c->erase_kind != NULL && c->n_puts == 0) {
+		sim_policy_ev *e = pev_add(w);
+		if (e != NULL) {
+			e->node = s->node;
+			e->erase = true;
+			snprintf(e->kind, sizeof e->kind, "%s", c->erase_kind);
+			snprintf(e->name, sizeof e->name, "%s", c->erase_name);
+		}
+	}
+	for (size_t k = 0; k < c->n_puts; k++) {
+		const cn_policy_put *pu = &c->puts[k];
+		sim_policy_ev *e = pev_add(w);
+		if (e == NULL)
+			break;
+		e->node = s->node;
+		e->local = w->in_local_write;
+		e->version = pu->version;
+		snprintf(e->kind, sizeof e->kind, "%s", pu->kind);
+		snprintf(e->name, sizeof e->name, "%s", pu->name);
+		snprintf(e->writer, sizeof e->writer, "%s", pu->writer);
+		memcpy(e->hash, pu->hash, sizeof e->hash);
+	}
+	return 0;
+}
+
+static const cn_policy_store_ops pstore_ops = {
+	.latest = ps_latest, .history = ps_history, .scan = ps_scan,
+	.audit_scan = ps_audit_scan, .meta_get = ps_meta_get, .commit = ps_commit,
+};
+
+/* Hand the queued commits to the probes. */
+static void pev_flush(sim_world *w)
+{
+	for (uint32_t k = 0; k < w->n_pev; k++) {
+		const sim_policy_ev *e = &w->pev[k];
+		trace(w, 0x90e7, e->node, e->version);
+		for (uint32_t p = 0; p < w->n_probes; p++)
+			if (w->probes[p].ops->on_policy)
+				w->probes[p].ops->on_policy(w->probes[p].st, w, e);
+	}
+	w->n_pev = 0;
+}
+
+static uint64_t wall_ms(sim_world *w, uint32_t i)
+{
+	return (uint64_t)((int64_t)local_ms(w, i) + SIM_POLICY_EPOCH_MS);
+}
+
+/* Open node i's replica (empty, or what its store kept with persist) and
+ * attach it to the node. */
+static void policy_open(sim_world *w, uint32_t i)
+{
+	sim_node *n = &w->nodes[i];
+	if (n->pmem == NULL)
+		n->pmem = cn_policy_mem_new();
+	if (n->pst == NULL)
+		n->pst = calloc(1, sizeof *n->pst);
+	if (n->pmem == NULL || n->pst == NULL) {
+		sim_world_fail(w, "out of memory for n%u's policy replica", i);
+		return;
+	}
+	n->pst->w = w;
+	n->pst->node = i;
+	n->pst->inner = cn_policy_mem_store(n->pmem);
+	cn_policy_store store = {.ops = &pstore_ops, .ctx = n->pst};
+	cn_policy_config cfg;
+	char name[16];
+	snprintf(name, sizeof name, "n%u", i);
+	cn_policy_config_default(&cfg, name);
+	cfg.history_max = 1; /* one encoded copy per name: 1,000 replicas in one process */
+	cn_trust roots;
+	cn_trust_init(&roots);
+	char why[CN_POLICY_WHY_MAX] = "";
+	int rc = cn_trust_add_root(&roots, cn_sigkey_public(&w->root));
+	if (rc == 0)
+		rc = cn_policy_open(&cfg, store, &roots, wall_ms(w, i), &n->pol, why, sizeof why);
+	cn_trust_free(&roots);
+	if (rc == 0)
+		rc = cn_node_attach_policy(n->node, n->pol, local_ms(w, i));
+	if (rc != 0) {
+		sim_world_fail(w, "policy replica of n%u: %s %s", i, cn_strerror(rc), why);
+		return;
+	}
+	cn_node_policy_wall_offset(n->node, SIM_POLICY_EPOCH_MS);
+}
+
+/* After the node is freed (it held the psync that borrowed the replica). */
+static void policy_close(sim_world *w, uint32_t i)
+{
+	sim_node *n = &w->nodes[i];
+	cn_policy_free(n->pol);
+	n->pol = NULL;
+	if (!w->sc->policy.persist) {
+		cn_policy_mem_free(n->pmem); /* a crash wipes it: the restart is empty */
+		n->pmem = NULL;
+	}
+}
+
 static void schedule_tick(sim_world *w, uint32_t i, uint64_t at_us)
 {
 	sim_node *n = &w->nodes[i];
@@ -288,6 +455,8 @@ static void node_start(sim_world *w, uint32_t i)
 	if (i >= w->n_used)
 		w->n_used = i + 1;
 	w->live++;
+	if (w->sc->policy.enabled)
+		policy_open(w, i);
 	trace(w, 0x57a7, i, cfg.incarnation);
 	fact_node(w, FACT_UP, i);
 	rc = cn_node_join(n->node, w->seeds, w->n_seeds, local_ms(w, i));
@@ -302,8 +471,17 @@ static void node_stop(sim_world *w, uint32_t i, uint8_t status)
 	if (!n->leaving)
 		w->live--;
 	n->msgs_retired += cn_node_stats_get(n->node)->msgs_out;
+	const cn_psync_stats *ps = cn_node_psync_stats(n->node);
+	if (ps != NULL) {
+		uint64_t *d = (uint64_t *)&w->psync_gone;
+		const uint64_t *x = (const uint64_t *)ps;
+		for (size_t k = 0; k < sizeof *ps / sizeof *x; k++)
+			d[k] += x[k];
+	}
 	cn_node_free(n->node);
 	n->node = NULL;
+	if (n->pol != NULL)
+		policy_close(w, i);
 	n->status = status;
 	n->tick_at_us = UINT64_MAX;
 	n->pause_until_us = 0;
@@ -328,6 +506,23 @@ double sim_world_node_seconds(const sim_world *w)
 	return s / 1e6;
 }
 
+uint64_t sim_world_pushpull_us(const sim_world *w, uint32_t n)
+{
+	/* node.c: base * (ceil(log2 N - log2 32) + 1) above 32 members. */
+	uint64_t pp = w->sc->node.pushpull_interval_ms;
+	if (n > 32)
+		pp *= (uint64_t)(ceil(log2((double)n) - 5.0) + 1.0);
+	return pp * US_PER_MS;
+}
+
+uint64_t sim_world_policy_settle_us(const sim_world *w)
+{
+	if (w->sc->policy.settle_us > 0)
+		return w->sc->policy.settle_us;
+	return 3ull * w->sc->node.reconnect_interval_ms * US_PER_MS +
+	       sim_world_pushpull_us(w, w->live > 2 ? w->live : 2);
+}
+
 uint64_t sim_world_heal_bound_us(const sim_world *w)
 {
 	/* After a heal: a reconnect attempt within one or two reconnect
@@ -335,9 +530,7 @@ uint64_t sim_world_heal_bound_us(const sim_world *w)
 	 * refutations, and dissemination; three of each is the bound. */
 	const cn_node_config *c = &w->sc->node;
 	uint32_t n = w->live > 2 ? w->live : 2;
-	uint64_t pp = c->pushpull_interval_ms;
-	if (n > 32)
-		pp *= (uint64_t)(ceil(log2((double)n) - 5.0) + 1.0);
+	uint64_t pp = sim_world_pushpull_us(w, n) / US_PER_MS;
 	uint64_t smin = cn_suspicion_min_ms(c->suspicion_mult, n, c->probe_interval_ms);
 	uint64_t smax = c->lifeguard ? smin * c->suspicion_max_mult : smin;
 	uint64_t ms = 3ull * c->reconnect_interval_ms + pp + 2 * smax + 10ull * c->probe_interval_ms;
@@ -461,6 +654,8 @@ static void drain(sim_world *w, uint32_t i)
 		default: break;
 		}
 	}
+	if (w->n_pev > 0)
+		pev_flush(w);
 	uint64_t dropped = cn_node_stats_get(n->node)->outputs_dropped;
 	if (dropped > w->outputs_dropped) {
 		/* The outbox overflowed (a big push-pull merge): events were
@@ -894,6 +1089,147 @@ static void act_net(sim_world *w, const sim_action *a)
 		net_sites(w);
 }
 
+/* An operator write of config/<name> on node i: stamp, sign with the root
+ * key, apply locally, announce (the sequence of tests/test_psync.c). */
+static void policy_write(sim_world *w, uint32_t i, const char *name)
+{
+	sim_node *n = &w->nodes[i];
+	char writer[16], why[CN_POLICY_WHY_MAX] = "";
+	snprintf(writer, sizeof writer, "n%u", i);
+	uint64_t wall = wall_ms(w, i), v = 0;
+	uint8_t body[32];
+	size_t blen = 0;
+	cn_mp_writer mw;
+	cn_mp_writer_init(&mw, body, sizeof body);
+	cn_mp_put_map(&mw, 1);
+	cn_mp_put_cstr(&mw, "v");
+	cn_mp_put_uint(&mw, w->writes + w->writes_refused + 1);
+	cn_doc d;
+	int rc = cn_mp_writer_end(&mw, &blen);
+	if (rc == 0)
+		rc = cn_policy_stamp(n->pol, wall, &v);
+	if (rc == 0)
+		rc = cn_doc_init(&d, "config", name, v, writer, cn_sigkey_public(&w->root), false, body,
+				 blen, why, sizeof why);
+	if (rc != 0) {
+		sim_world_fail(w, "write %s on n%u: %s %s", name, i, cn_strerror(rc), why);
+		return;
+	}
+	uint8_t canon[CN_DOC_CANON_MAX];
+	size_t clen = 0;
+	(void)cn_doc_canonical(&d, canon, sizeof canon, &clen);
+	cn_sigkey_sign(&w->root, canon, clen, d.sig);
+	int outcome = 0;
+	w->in_local_write = true;
+	rc = cn_policy_apply_local(n->pol, &d, wall, &outcome, why, sizeof why);
+	w->in_local_write = false;
+	trace(w, 0x3217e, i, rc == 0 ? v : 0);
+	if (rc != 0 || outcome != CN_POLICY_APPLIED) {
+		w->writes_refused++; /* counted by the probe; not an invariant */
+		drain(w, i);
+		return;
+	}
+	w->writes++;
+	sim_policy_ev e = {.node = i, .local = true, .version = v};
+	snprintf(e.kind, sizeof e.kind, "%s", d.kind);
+	snprintf(e.name, sizeof e.name, "%s", d.name);
+	snprintf(e.writer, sizeof e.writer, "%s", d.writer);
+	cn_doc_hash(&d, e.hash);
+	for (uint32_t p = 0; p < w->n_probes; p++)
+		if (w->probes[p].ops->on_write)
+			w->probes[p].ops->on_write(w->probes[p].st, w, &e);
+	cn_node_policy_announce(n->node, &d, local_ms(w, i));
+	drain(w, i);
+}
+
+/* A metadata change on node i: a label rev=<counter> beside site. */
+static void meta_change(sim_world *w, uint32_t i)
+{
+	sim_node *n = &w->nodes[i];
+	cn_meta m;
+	build_meta(w, i, &m);
+	uint64_t rev = ++w->meta_changes;
+	/* Labels are sorted by key: rev before site. */
+	m.labels[1] = m.labels[0];
+	strcpy(m.labels[0].key, "rev");
+	snprintf(m.labels[0].value, sizeof m.labels[0].value, "%llu", (unsigned long long)rev);
+	m.n_labels = 2;
+	int rc = cn_node_set_meta(n->node, &m, local_ms(w, i));
+	trace(w, 0x3e7a, i, rev);
+	if (rc != 0)
+		return;
+	for (uint32_t p = 0; p < w->n_probes; p++)
+		if (w->probes[p].ops->on_meta)
+			w->probes[p].ops->on_meta(w->probes[p].st, w, i, rev);
+	drain(w, i);
+}
+
+/* One write of timeline action idx on a random live node of its set. */
+static void write_one(sim_world *w, uint32_t idx)
+{
+	const sim_action *a = &w->sc->actions[idx];
+	uint8_t *m = a->n_sets ? sel_resolve(w, &a->sets[0]) : NULL;
+	if (a->n_sets && m == NULL)
+		{ sim_world_fail(w, "out of memory"); return; }
+	uint32_t cand = 0, pick = 0, who = UINT32_MAX;
+	for (int pass = 0; pass < 2 && who == UINT32_MAX; pass++) {
+		for (uint32_t i = 0; i < w->n_used; i++) {
+			if (!sim_node_live(w, i) || w->nodes[i].pol == NULL || (m && !m[i]) ||
+			    (a->side >= 0 && w->nodes[i].group != (uint32_t)a->side))
+				continue;
+			if (pass == 0)
+				cand++;
+			else if (pick-- == 0)
+				{ who = i; break; }
+		}
+		if (pass == 0 && cand == 0)
+			break;
+		if (pass == 0)
+			pick = (uint32_t)cn_rng_below(&w->rng, cand);
+	}
+	free(m);
+	uint32_t j = w->write_seq[idx]++;
+	if (who == UINT32_MAX) {
+		w->writes_refused++; /* no live writer in the set */
+		return;
+	}
+	char name[SIM_WRITE_PREFIX_MAX + 16];
+	if (a->prefix[0])
+		snprintf(name, sizeof name, "%s-%u", a->prefix, a->names ? j % a->names : j);
+	else
+		snprintf(name, sizeof name, "w%u-%u", idx, a->names ? j % a->names : j);
+	policy_write(w, who, name);
+	if (a->meta && !w->failed && sim_node_live(w, who))
+		meta_change(w, who);
+}
+
+static void write_next(sim_world *w, uint32_t idx)
+{
+	const sim_action *a = &w->sc->actions[idx];
+	double u = cn_rng_unit(&w->rng);
+	uint64_t gap = (uint64_t)(-log(1.0 - u) / a->rate * 1e6) + 1;
+	sim_ev ev = {.at_us = w->now_us + gap, .kind = EV_WRITE_POISSON, .arg = idx};
+	push(w, &ev);
+}
+
+static void act_write(sim_world *w, uint32_t idx)
+{
+	const sim_action *a = &w->sc->actions[idx];
+	if (a->rate > 0) {
+		write_next(w, idx);
+		return;
+	}
+	for (uint32_t k = 0; k < a->count && !w->failed; k++) {
+		if (a->over_us == 0) {
+			write_one(w, idx);
+			continue;
+		}
+		sim_ev ev = {.at_us = w->now_us + cn_rng_below(&w->rng, a->over_us), .kind = EV_WRITE,
+			     .arg = idx};
+		push(w, &ev);
+	}
+}
+
 static void churn_next(sim_world *w, uint32_t idx)
 {
 	const sim_action *a = &w->sc->actions[idx];
@@ -907,7 +1243,7 @@ static const char *act_name(uint8_t t)
 {
 	static const char *names[] = {"?", "partition", "block", "heal", "flap", "crash",
 				      "restart", "pause", "slow", "skew", "leave", "join",
-				      "mass_restart", "churn", "net", "bandwidth"};
+				      "mass_restart", "churn", "net", "bandwidth", "write"};
 	return t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 
@@ -932,6 +1268,7 @@ static void run_action(sim_world *w, uint32_t idx)
 	case ACT_JOIN: act_join(w, a); break;
 	case ACT_NET: act_net(w, a); break;
 	case ACT_CHURN: churn_next(w, idx); break;
+	case ACT_WRITE: act_write(w, idx); break;
 	default: break;
 	}
 	w->last_action_us = w->now_us;
@@ -994,8 +1331,17 @@ int sim_world_new(sim_world *w, const sim_scenario *sc, bool quiet)
 	w->net = sc->net;
 	cn_rng_seed(&w->rng, cn_mix64(sc->seed ^ 0xfa017ull));
 	w->nodes = calloc(w->cap, sizeof *w->nodes);
-	if (w->nodes == NULL || cn_pool_new(&w->pool) != 0)
+	w->write_seq = calloc((size_t)sc->n_actions + 1, sizeof *w->write_seq);
+	if (w->nodes == NULL || w->write_seq == NULL || cn_pool_new(&w->pool) != 0)
 		return CN_ENOMEM;
+	if (sc->policy.enabled) {
+		/* A fixed operator root key (not the scenario seed: the same
+		 * documents sign the same way in every run). */
+		uint8_t kseed[CN_SIGKEY_SEED_BYTES];
+		memset(kseed, 0x5e, sizeof kseed);
+		if (cn_sigkey_from_seed(&w->root, kseed) != 0)
+			return CN_EINVAL;
+	}
 	sim_heap_init(&w->heap);
 	net_sites(w);
 	for (uint32_t i = 0; i < w->cap; i++) {
@@ -1046,6 +1392,15 @@ static void dispatch(sim_world *w, sim_ev *ev)
 		break;
 	case EV_SAMPLE: on_sample(w); break;
 	case EV_CHURN: on_churn(w, ev); break;
+	case EV_WRITE: write_one(w, ev->arg); break;
+	case EV_WRITE_POISSON: {
+		const sim_action *a = &w->sc->actions[ev->arg];
+		if (w->now_us < a->at_us + a->for_us) {
+			write_one(w, ev->arg);
+			write_next(w, ev->arg);
+		}
+		break;
+	}
 	case EV_HEAL: {
 		heal(w);
 		w->last_action_us = w->now_us;
@@ -1087,8 +1442,15 @@ void sim_world_free(sim_world *w)
 	for (uint32_t p = 0; p < w->n_probes; p++)
 		if (w->probes[p].ops->free)
 			w->probes[p].ops->free(w->probes[p].st);
-	for (uint32_t i = 0; w->nodes && i < w->cap; i++)
-		cn_node_free(w->nodes[i].node);
+	for (uint32_t i = 0; w->nodes && i < w->cap; i++) {
+		cn_node_free(w->nodes[i].node); /* before the replica it borrows */
+		cn_policy_free(w->nodes[i].pol);
+		cn_policy_mem_free(w->nodes[i].pmem);
+		free(w->nodes[i].pst);
+	}
+	free(w->write_seq);
+	free(w->pev);
+	cn_sigkey_wipe(&w->root);
 	for (uint32_t k = 0; k < w->n_rules; k++) {
 		free(w->rules[k].a);
 		free(w->rules[k].b);

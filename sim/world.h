@@ -38,6 +38,10 @@
 #include <stdint.h>
 
 #include "core/node.h"
+#include "core/policy.h"
+#include "core/policy_mem.h"
+#include "core/psync.h"
+#include "crypto/identity.h"
 #include "heap.h"
 #include "metrics.h"
 #include "scenario.h"
@@ -68,6 +72,11 @@ typedef struct sim_node {
 	uint64_t msgs_retired;   /* msgs_out of earlier lives */
 	uint64_t net_touch_us;   /* last time a network rule involved it; UINT64_MAX now */
 	cn_rng rng;              /* draws for the datagrams this node sends */
+	/* Policy replica (scenario policy: on): the memory store behind a
+	 * wrapper that reports every commit to the probes (world.c). */
+	cn_policy_mem *pmem;     /* survives a crash only with policy.persist */
+	cn_policy *pol;          /* NULL unless ST_UP with policy on */
+	struct sim_pstore *pst;
 } sim_node;
 
 typedef struct sim_rule {    /* one-way block or symmetric flap between sets */
@@ -107,6 +116,14 @@ struct sim_world {
 	uint32_t n_seeds;
 	sim_probe_inst probes[SIM_PROBES_MAX];
 	uint32_t n_probes;
+	/* Policy: one root key signs every write; wall = node clock + epoch. */
+	cn_sigkey root;
+	uint64_t writes, writes_refused, meta_changes;
+	uint32_t *write_seq;           /* per timeline action: writes made */
+	sim_policy_ev *pev;            /* commits not yet handed to the probes */
+	uint32_t n_pev, cap_pev;
+	bool in_local_write;
+	cn_psync_stats psync_gone;     /* counters of nodes that stopped */
 	/* Wall-clock figures, filled by main, never read by the simulation. */
 	double wall_seconds;
 };
@@ -132,6 +149,13 @@ uint64_t sim_node_msgs_out(const sim_world *w, uint32_t i);
 double sim_world_node_seconds(const sim_world *w);
 /* Bound on convergence after a heal, from the node configuration. */
 uint64_t sim_world_heal_bound_us(const sim_world *w);
+/* Scaled push-pull interval of node.c (pushpull_interval_ms) for n members. */
+uint64_t sim_world_pushpull_us(const sim_world *w, uint32_t n);
+/* Quiet time after which policy replicas must agree (scenario policy.settle,
+ * or 3 reconnect intervals + one scaled push-pull interval). */
+uint64_t sim_world_policy_settle_us(const sim_world *w);
+/* wall = node clock + this (the replicas' hybrid clocks see 2026 dates). */
+#define SIM_POLICY_EPOCH_MS INT64_C(1790000000000)
 /* Index of a name "n<index>" or UINT32_MAX. */
 uint32_t sim_name_index(const sim_world *w, const char *name);
 
