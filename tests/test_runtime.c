@@ -33,6 +33,8 @@
 #include "runtime/proc.h"
 #include "runtime/record.h"
 #include "runtime/runtime.h"
+#include "store/kv.h"
+#include "store/store.h"
 #include "util/err.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -900,6 +902,8 @@ START_TEST(readopt_after_runtime_restart)
 	ck_assert_int_eq(info.pid, pid);
 	/* wanted at the same version: kept, and probed */
 	want1(rt, "keep", 0, 5, &s);
+	ck_assert_int_eq(cn_rt_get(rt, "keep", 0, &info), 0);
+	ck_assert_int_eq(info.state, CN_RT_STARTING);
 	match mh = {.job = "keep", .state = CN_RT_HEALTHY};
 	ck_assert(drive(rt, 3000, cond_match, &mh));
 	ck_assert_int_eq(mh.info.pid, pid);
@@ -916,6 +920,73 @@ START_TEST(readopt_after_runtime_restart)
 	ck_assert_int_eq(WTERMSIG(status), SIGTERM);
 	ck_assert_uint_eq(cn_rtmem_count(g_mem), 0);
 	cn_rt_free(rt);
+}
+END_TEST
+
+static int count_cb(void *ctx, const char *key, const uint8_t *val, size_t len)
+{
+	(void)key, (void)val, (void)len;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int kv_put(void *ctx, const char *key, const uint8_t *val, size_t len)
+{
+	return cn_kv_put(ctx, key, val, len);
+}
+
+static int kv_del(void *ctx, const char *key)
+{
+	return cn_kv_del(ctx, key);
+}
+
+static int kv_scan(void *ctx, cn_rtstore_scan_cb cb, void *cb_ctx)
+{
+	return cn_kv_scan(ctx, cb, cb_ctx);
+}
+
+/* The agent's way: records in a named LMDB database, closed and reopened
+ * between the two runtimes as across an agent restart. */
+START_TEST(readopt_through_lmdb)
+{
+	char sdir[128], err[256];
+	snprintf(sdir, sizeof sdir, "%s/store", g_dir);
+	ck_assert_int_eq(mkdir(sdir, 0700), 0);
+	cn_store *st;
+	cn_kv *kv;
+	ck_assert_int_eq(cn_store_open(sdir, 0, &st, err, sizeof err), 0);
+	ck_assert_int_eq(cn_kv_open(st, "runtime", &kv), 0);
+	cn_rtstore store = {kv, kv_put, kv_del, kv_scan};
+	cn_rt_cfg c;
+	mkcfg(&c);
+	c.store = &store;
+	cn_rt *rt = mkrt(&c);
+	cn_jobspec s;
+	spec_init(&s);
+	spec_sh(&s, "exec sleep 20");
+	want1(rt, "ns/db", 4, 9, &s);
+	match m = {.job = "ns/db", .replica = 4, .state = CN_RT_RUNNING};
+	ck_assert(drive(rt, 3000, cond_match, &m));
+	cn_rt_free(rt);
+	cn_kv_close(kv);
+	cn_store_close(st);
+
+	ck_assert_int_eq(cn_store_open(sdir, 0, &st, err, sizeof err), 0);
+	ck_assert_int_eq(cn_kv_open(st, "runtime", &kv), 0);
+	store.ctx = kv;
+	rt = mkrt(&c);
+	cn_rt_info info;
+	ck_assert_int_eq(cn_rt_get(rt, "ns/db", 4, &info), 0);
+	ck_assert(info.adopted);
+	ck_assert_int_eq(info.pid, m.info.pid);
+	ck_assert_uint_eq(info.version, 9);
+	ck_assert_str_eq(info.log_path, m.info.log_path);
+	finish(rt);
+	int n = 0;
+	ck_assert_int_eq(cn_kv_scan(kv, count_cb, &n), 0);
+	ck_assert_int_eq(n, 0); /* the record went with the process */
+	cn_kv_close(kv);
+	cn_store_close(st);
 }
 END_TEST
 
@@ -1165,6 +1236,7 @@ int main(void)
 	tcase_add_checked_fixture(adopt, setup, teardown);
 	tcase_set_timeout(adopt, 60);
 	tcase_add_test(adopt, readopt_after_runtime_restart);
+	tcase_add_test(adopt, readopt_through_lmdb);
 	tcase_add_test(adopt, readopt_refuses_mismatched_start_time);
 	tcase_add_test(adopt, adopted_exit_is_noticed_and_restarted);
 	suite_add_tcase(s, adopt);

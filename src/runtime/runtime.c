@@ -820,6 +820,11 @@ int cn_rt_set_desired(cn_rt *rt, const cn_rt_want *w, size_t n, uint64_t now_ms)
 			in->next_start_ms = now_ms;
 			in->fails_in_row = 0;
 		}
+		if (in->adopted && in->state == CN_RT_RUNNING && has_health(in) &&
+		    in->version == in->want_version) {
+			in->state = CN_RT_STARTING; /* its probes resume: no verdict yet */
+			in->next_probe_ms = now_ms;
+		}
 		if (new_version && in->state == CN_RT_BACKOFF && in->pid == 0) {
 			in->next_start_ms = now_ms; /* a new spec is worth trying at once */
 			in->fails_in_row = 0;
