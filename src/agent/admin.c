@@ -297,7 +297,7 @@ static int cmd_info(cn_agent *a, bool json)
 				      cn_policy_trust(a->policy)->n_revoked);
 		cn_buf_puts(out, "counters:\n");
 		for (size_t i = 0; i < n_counters; i++)
-			cn_buf_printf(out, "  %-18s %llu\n", counters[i].name, (unsigned long long)counters[i].value);
+			cn_buf_printf(out, "  %-24s %llu\n", counters[i].name, (unsigned long long)counters[i].value);
 	}
 	return out->err;
 }

@@ -191,15 +191,54 @@ static void refusal(cn_agent *a, const cn_doc *d, int rc, const char *why)
 			      "key is trusted)");
 }
 
+/* Does the stored winner already say what d says (the same spec, or both
+ * deleted)? Then a write would only add a version: re-applying a file
+ * that did not change is a no-op, as operators expect from `apply`.
+ * *stored gets the winner's version. */
+static bool same_as_stored(cn_agent *a, const cn_doc *d, uint64_t *stored)
+{
+	uint8_t *body = malloc(CN_DOC_BODY_MAX);
+	cn_doc cur;
+	bool same = false;
+	if (body != NULL &&
+	    cn_policy_get(a->policy, d->kind, d->name, 0, &cur, body, CN_DOC_BODY_MAX) == 0) {
+		*stored = cur.version;
+		same = cur.deleted == d->deleted && cur.body_len == d->body_len &&
+		       (d->body_len == 0 || memcmp(cur.body, d->body, d->body_len) == 0);
+	}
+	free(body);
+	return same;
+}
+
 static int op_apply(cn_agent *a, const cn_admin_req *req, uint64_t now_ms)
 {
 	uint8_t *bytes = malloc(CN_DOC_WIRE_MAX);
 	cn_doc d;
 	char why[CN_POLICY_WHY_MAX] = "";
 	int outcome = 0;
+	uint64_t stored = 0;
 	if (bytes == NULL)
 		return CN_ENOMEM;
 	int rc = decode_arg(a, req->args[1], req->arg_len[1], bytes, &d);
+	/* Refusals first (an unauthorised key hears "refused", not
+	 * "unchanged"), then the no-op check, then the write. */
+	if (rc == 0)
+		rc = cn_policy_check_local(a->policy, &d, cn_agent_wall_ms(), &outcome, why, sizeof why);
+	if (rc != 0 && a->reply.len == 0) {
+		/* Refused: let apply_local refuse it again, the same way, so
+		 * the refusal is counted (the dry run counts nothing). */
+		rc = cn_policy_apply_local(a->policy, &d, cn_agent_wall_ms(), &outcome, why, sizeof why);
+		if (a->reply.len == 0 && rc != 0)
+			refusal(a, &d, rc, why);
+		free(bytes);
+		return rc;
+	}
+	if (outcome == CN_POLICY_APPLIED && same_as_stored(a, &d, &stored)) {
+		cn_buf_printf(&a->reply, "%s/%s: unchanged (version %" PRIu64 " already has this %s)",
+			      d.kind, d.name, stored, d.deleted ? "deletion" : "spec");
+		free(bytes);
+		return 0;
+	}
 	if (rc == 0)
 		rc = cn_policy_apply_local(a->policy, &d, cn_agent_wall_ms(), &outcome, why, sizeof why);
 	if (rc == 0 && outcome == CN_POLICY_APPLIED) {
@@ -239,7 +278,11 @@ static int op_check(cn_agent *a, const cn_admin_req *req)
 	}
 	int have = cn_policy_get(a->policy, d.kind, d.name, 0, &old, old_body, CN_DOC_BODY_MAX);
 	cn_buf *out = &a->reply;
-	if (outcome != CN_POLICY_APPLIED) {
+	if (have == 0 && old.deleted == d.deleted && old.body_len == d.body_len &&
+	    (d.body_len == 0 || memcmp(old.body, d.body, d.body_len) == 0)) {
+		cn_buf_printf(out, "dry run: %s/%s: unchanged (version %" PRIu64 " already has this "
+			      "%s)\n", d.kind, d.name, old.version, d.deleted ? "deletion" : "spec");
+	} else if (outcome != CN_POLICY_APPLIED) {
 		cn_buf_printf(out, "dry run: %s/%s: unchanged (this exact version is already stored)\n",
 			      d.kind, d.name);
 	} else {

@@ -33,6 +33,7 @@ void cn_cli_usage(void)
 	      "  agent --name NAME --bind HOST:PORT --data-dir DIR [--seed HOST:PORT]...\n"
 	      "        [--advertise HOST:PORT] [--keyring FILE] [--label KEY=VALUE]...\n"
 	      "        [--config FILE] [--metrics 127.0.0.1:PORT] [--set TUNABLE=VALUE]...\n"
+	      "        [--trust FILE]\n"
 	      "                                   run an agent in the foreground\n"
 	      "  members [--json]                 the fleet as this agent sees it\n"
 	      "  info [--json]                    this agent: identity, counters, keys\n"
@@ -57,8 +58,8 @@ void cn_cli_usage(void)
 	      "\n"
 	      "Agent location: --data-dir DIR, $CANOPY_DATA_DIR, or --socket PATH.\n"
 	      "Operator key for policy writes: --key FILE or $CANOPY_OPERATOR_KEY.\n"
-	      "Agent options also: --trust FILE (root operator public keys; without it\n"
-	      "every policy write is refused).\n",
+	      "Agent --trust FILE: root operator public keys (as in FILE.pub of operator\n"
+	      "keygen); without it the agent refuses every policy write.\n",
 	      stderr);
 }
 

@@ -13,6 +13,7 @@ Usage: test_policy.py PATH/TO/canopy PATH/TO/audit_tamper
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,6 +185,11 @@ def main():
         h = history_json(fleet, "p0", "config/app-a")
         assert [x["version"] for x in h] == [a["version"]], h
         assert info["policy"]["documents"] == 2 and info["policy"]["root_keys"] == 1, info
+        # applying the same file again changes nothing (no new version, no audit entry)
+        r = apply(fleet, "p0", two, root_key)
+        assert r.stdout.count("unchanged") == 2, r.stdout
+        assert len(history_json(fleet, "p0", "config/app-a")) == 1
+        assert len(audit_json(fleet, "p0")) == 2
         passed += 1
 
         # 4. --dry-run: refusals checked, a diff shown, nothing written
@@ -325,6 +331,8 @@ def main():
         passed += 1
 
         print("policy integration: %d checks passed" % passed)
+        fleet.stop_all()
+        shutil.rmtree(fleet.root, ignore_errors=True)
         return 0
     except Exception:
         for n in fleet.agents:
