@@ -61,7 +61,8 @@ static int own_cgroup(char *out, size_t cap, char *why, size_t whycap)
 		snprintf(why, whycap, "cannot read /proc/self/cgroup");
 		return -1;
 	}
-	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		if (strncmp(line, "0::", 3) == 0)
 			snprintf(rel, sizeof rel, "%s", line + 3);
 	if (rel[0] == '\0') {
