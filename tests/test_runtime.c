@@ -497,18 +497,24 @@ START_TEST(restart_policies)
 	bad_cmd.n_command = 1;
 	bad_cmd.command[0] = spec_str(&bad_cmd, "/nonexistent/program");
 	bad_cmd.restart_policy = CN_JOB_RESTART_NEVER;
+	cn_jobspec bad_wd;
+	spec_init(&bad_wd);
+	spec_sh(&bad_wd, "exit 0");
+	bad_wd.workdir = spec_str(&bad_wd, "/nonexistent/dir");
+	bad_wd.restart_policy = CN_JOB_RESTART_NEVER;
 	cn_rt_want w[] = {
 		{.job = "a-onfail", .version = 1, .spec = &ok_onfail},
 		{.job = "b-never", .version = 1, .spec = &fail_never},
 		{.job = "c-always", .version = 1, .spec = &ok_always},
 		{.job = "d-missing", .version = 1, .spec = &bad_cmd},
+		{.job = "e-workdir", .version = 1, .spec = &bad_wd},
 	};
-	ck_assert_int_eq(cn_rt_set_desired(rt, w, 4, now_ms()), 0);
+	ck_assert_int_eq(cn_rt_set_desired(rt, w, 5, now_ms()), 0);
 	match m = {.job = "c-always", .restarts_min = 3};
 	ck_assert(drive(rt, 5000, cond_match, &m));
 	drive(rt, 300, NULL, NULL); /* time for a wrong restart to show */
-	cn_rt_info info[4];
-	ck_assert_uint_eq(cn_rt_list(rt, info, 4), 4);
+	cn_rt_info info[5];
+	ck_assert_uint_eq(cn_rt_list(rt, info, 5), 5);
 	ck_assert_str_eq(info[0].job, "a-onfail");
 	ck_assert_int_eq(info[0].state, CN_RT_EXITED);
 	ck_assert_uint_eq(info[0].restarts, 0);
@@ -518,13 +524,15 @@ START_TEST(restart_policies)
 	ck_assert_uint_ge(info[2].restarts, 3);
 	ck_assert_int_eq(info[3].state, CN_RT_FAILED);
 	ck_assert_ptr_nonnull(strstr(info[3].why, "not found"));
+	ck_assert_int_eq(info[4].state, CN_RT_FAILED);
+	ck_assert_ptr_nonnull(strstr(info[4].why, "workdir /nonexistent/dir"));
 	cn_rt_stats st;
 	cn_rt_stats_get(rt, &st);
-	ck_assert_uint_eq(st.spawn_errors, 1);
+	ck_assert_uint_eq(st.spawn_errors, 2);
 	ck_assert_uint_ge(st.drift, 3); /* wanted, not running */
 	/* a new version of an exited job starts again */
 	w[0].version = 2;
-	ck_assert_int_eq(cn_rt_set_desired(rt, w, 4, now_ms()), 0);
+	ck_assert_int_eq(cn_rt_set_desired(rt, w, 5, now_ms()), 0);
 	match m2 = {.job = "a-onfail", .restarts_min = 1, .state = CN_RT_EXITED};
 	ck_assert(drive(rt, 3000, cond_match, &m2));
 	ck_assert_uint_eq(m2.info.version, 2);
@@ -990,6 +998,54 @@ START_TEST(readopt_through_lmdb)
 }
 END_TEST
 
+/* An adopted process keeps the log descriptor it was born with: rotation
+ * (copy-truncate) still works on it, and a stop still ends with SIGKILL
+ * when it ignores SIGTERM. */
+START_TEST(adopted_rotates_and_is_killed)
+{
+	cn_rt_cfg c;
+	mkcfg(&c);
+	c.stop_grace_ms = 300;
+	cn_rt *rt = mkrt(&c);
+	cn_jobspec s;
+	spec_init(&s);
+	spec_sh(&s, "trap '' TERM; i=0; while [ $i -lt 400 ]; do "
+		    "echo \"line $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; "
+		    "i=$((i+1)); [ $((i % 10)) -eq 0 ] && sleep 0.05; done; echo last-line; "
+		    "i=0; while [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done");
+	want1(rt, "w", 0, 1, &s);
+	match m = {.job = "w", .state = CN_RT_RUNNING};
+	ck_assert(drive(rt, 3000, cond_match, &m));
+	cn_rt_free(rt);
+
+	c.log_max_bytes = 4096;
+	c.log_keep = 1;
+	rt = mkrt(&c);
+	want1(rt, "w", 0, 1, &s);
+	text_has last = {m.info.log_path, "last-line"};
+	ck_assert(drive(rt, 15000, cond_file_has, &last));
+	cn_rt_stats st;
+	cn_rt_stats_get(rt, &st);
+	ck_assert_uint_ge(st.rotations, 1);
+	cn_rt_info info;
+	ck_assert_int_eq(cn_rt_get(rt, "w", 0, &info), 0);
+	ck_assert(info.adopted);
+	ck_assert_int_eq(info.pid, m.info.pid);
+	uint64_t t0 = now_ms();
+	ck_assert_int_eq(cn_rt_set_desired(rt, NULL, 0, t0), 0);
+	match mg = {.job = "w"};
+	ck_assert(drive(rt, 3000, cond_gone, &mg));
+	ck_assert_uint_ge(now_ms() - t0, 300);
+	cn_rt_stats_get(rt, &st);
+	ck_assert_uint_eq(st.kills, 1);
+	int status = 0;
+	ck_assert_int_eq(waitpid(m.info.pid, &status, 0), m.info.pid);
+	ck_assert(WIFSIGNALED(status));
+	ck_assert_int_eq(WTERMSIG(status), SIGKILL);
+	cn_rt_free(rt);
+}
+END_TEST
+
 START_TEST(readopt_refuses_mismatched_start_time)
 {
 	cn_rt_cfg c;
@@ -1237,6 +1293,7 @@ int main(void)
 	tcase_set_timeout(adopt, 60);
 	tcase_add_test(adopt, readopt_after_runtime_restart);
 	tcase_add_test(adopt, readopt_through_lmdb);
+	tcase_add_test(adopt, adopted_rotates_and_is_killed);
 	tcase_add_test(adopt, readopt_refuses_mismatched_start_time);
 	tcase_add_test(adopt, adopted_exit_is_noticed_and_restarted);
 	suite_add_tcase(s, adopt);
