@@ -7,9 +7,10 @@ and the no-trust warning), a multi-document YAML apply, get/list/history
 and their JSON, --dry-run writing nothing, refusals (unsigned, unknown key,
 out of a role's scope, a YAML error naming file:line: field), rollback,
 delete, audit and audit --verify, which must fail after a byte of the audit
-log is flipped on disk.
+log is flipped on disk, and the offline rule (a replica last up more than
+the tombstone ttl ago forgets its documents if it has a seed).
 
-Usage: test_policy.py PATH/TO/canopy PATH/TO/audit_tamper
+Usage: test_policy.py PATH/TO/canopy PATH/TO/audit_tamper PATH/TO/policy_aged
 """
 import json
 import os
@@ -109,6 +110,7 @@ def start_policy_agent(fleet, name, trust, seeds=()):
 def main():
     canopy = os.path.abspath(sys.argv[1])
     tamper = os.path.abspath(sys.argv[2])
+    aged = os.path.abspath(sys.argv[3])
     fleet = Fleet(canopy)
     passed = 0
     try:
@@ -328,6 +330,26 @@ def main():
         assert v["ok"] is False and v["error"], v
         # the documents themselves are intact and still served
         assert get_json(fleet, "p0", "job/web")["spec"]["replicas"] == 2
+        passed += 1
+
+        # 10. the offline rule: a replica last up longer ago than the tombstone
+        # ttl (7 days) forgets its documents when it has a seed to refetch from
+        aged_trust = os.path.join(fleet.root, "aged-trust")
+        for name, seeds in (("aged-alone", ()), ("aged-seeded", ("p0",))):
+            t = subprocess.run([aged, os.path.join(fleet.root, name), name, "8", "3"],
+                               capture_output=True, text=True, timeout=30)
+            assert t.returncode == 0, t.stderr
+            write_trust(aged_trust, [t.stdout.strip()])
+            start_policy_agent(fleet, name, aged_trust, seeds=seeds)
+            held = [k for k in list_json(fleet, name) if k.startswith("config/aged-")]
+            stats = json.loads(fleet.cli(name, ["info", "--json"]).stdout)["stats"]
+            if seeds:
+                assert held == [] and stats["policy_wiped"] == 3, (held, stats)
+                assert "forgot 3 document(s)" in fleet.log(name), fleet.log(name)
+            else:
+                assert len(held) == 3 and stats["policy_wiped"] == 0, (held, stats)
+                assert "keeps its 3 document(s)" in fleet.log(name), fleet.log(name)
+            fleet.kill(name, signal.SIGTERM)
         passed += 1
 
         print("policy integration: %d checks passed" % passed)
