@@ -352,6 +352,24 @@ def main():
             fleet.kill(name, signal.SIGTERM)
         passed += 1
 
+        # 11. a revoked node: its datagrams are dropped, so it fails here
+        fleet.start("rv", seeds=["p0"])
+        fleet.wait_for("rv alive at p0", lambda: (
+            (m := fleet.members("p0")).get("rv", {}).get("state") == "alive", m), 30)
+        revoke = write_yaml(fleet, "revoke.yaml", """\
+            kind: revoke
+            name: node/rv
+            spec: {reason: lost device}
+            """)
+        apply(fleet, "p0", revoke, root_key)
+        fleet.wait_for("rv failed at p0", lambda: (
+            fleet.members("p0")["rv"]["state"] == "failed", fleet.members("p0")["rv"]), 30)
+        stats = json.loads(fleet.cli("p0", ["info", "--json"]).stdout)["stats"]
+        assert stats["revoked_dropped"] > 0, stats
+        assert json.loads(fleet.cli("p0", ["info", "--json"]).stdout)["policy"]["revocations"] == 1
+        fleet.kill("rv", signal.SIGTERM)
+        passed += 1
+
         print("policy integration: %d checks passed" % passed)
         fleet.stop_all()
         shutil.rmtree(fleet.root, ignore_errors=True)
