@@ -4,7 +4,8 @@
 usage: sim_check.py EXE SCENARIO [sim flags...] [--check PATH OP VALUE]...
                     [--determinism] [--expect-exit N] [--stderr-has TEXT]
 
---check       dotted path into summary.json, OP one of == != <= < >= >
+--check       dotted path into summary.json, OP one of == != <= < >= >;
+              VALUE is JSON, or @PATH for another field of the summary
 --determinism run twice; the digest and every summary field except the
               wall-clock ones must be equal.
 --lifeguard-better  also run with --lifeguard off; Lifeguard on must make
@@ -77,7 +78,7 @@ def main(argv):
         bad = 0
         for path, op, val in checks:
             got = lookup(s, path)
-            want = json.loads(val)
+            want = lookup(s, val[1:]) if val.startswith("@") else json.loads(val)
             if not OPS[op](got, want):
                 print("FAIL: %s = %r, wanted %s %r (%s)" % (path, got, op, want, " ".join(cmd)))
                 bad += 1
