@@ -4,7 +4,7 @@
  * loop says what it wants (cn_rt_set_desired), calls cn_rt_tick when a
  * deadline passes, when SIGCHLD arrives on its signalfd, or when one of the
  * descriptors from cn_rt_pollfds is ready, and reads the state back
- * (cn_rt_list, cn_rt_stats). Every call returns within a few milliseconds:
+ * (cn_rt_list, cn_rt_get, cn_rt_stats_get). Every call returns within a few milliseconds:
  * children are reaped with waitpid(WNOHANG), health probes are state
  * machines (health.h), log rotation copies at most 1 MiB per tick.
  *
