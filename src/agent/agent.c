@@ -1141,6 +1141,15 @@ static int open_policy(cn_agent *a, uint64_t wall)
 	return rc;
 }
 
+/* The replica's clock runs on wall time, the node's on the monotonic
+ * clock: tell the node the difference (again every second, so a step of
+ * the wall clock reaches replication within a second). */
+static void policy_wall_offset(cn_agent *a)
+{
+	int64_t wall = (int64_t)cn_agent_wall_ms(), mono = (int64_t)cn_agent_now_ms();
+	cn_node_policy_wall_offset(a->node, wall - mono);
+}
+
 /* Hourly: forget tombstones older than the ttl, note that we are up. */
 static void policy_housekeeping(cn_agent *a)
 {
@@ -1259,6 +1268,7 @@ static int setup(cn_agent *a, uint64_t now_ms)
 		cn_agent_log("error: cannot attach the policy replica: %s", cn_strerror(rc));
 		return rc;
 	}
+	policy_wall_offset(a); /* the replica's hybrid clock reads wall time */
 	a->next_collect_ms = now_ms + CN_POLICY_COLLECT_INTERVAL_MS;
 	a->next_revoked_ms = now_ms;
 	char t[CN_ADDR_STR_MAX];
@@ -1383,6 +1393,7 @@ static int loop(cn_agent *a)
 			a->next_collect_ms = now + CN_POLICY_COLLECT_INTERVAL_MS;
 		}
 		if (now >= a->next_revoked_ms) {
+			policy_wall_offset(a); /* follows steps of the wall clock */
 			refresh_revoked(a);
 			a->next_revoked_ms = now + CN_REVOKED_REFRESH_MS;
 		}
