@@ -2,6 +2,10 @@
  * the agent, and how their answers look (text for people, JSON for tools).
  * Field names in the JSON are a public interface: add, never rename. */
 #include "agent/agent.h"
+
+#include <assert.h>
+#include "agent/workloads.h"
+#include "core/psync.h"
 #include "crypto/keytext.h"
 #include "util/err.h"
 #include "util/json.h"
@@ -164,8 +168,31 @@ size_t cn_agent_counters(const cn_agent *a, cn_counter out[CN_COUNTERS_MAX])
 		{"policy_audit_refused", ps->audit_refused}, {"policy_wiped", a->policy_wiped},
 	};
 	size_t n = sizeof all / sizeof all[0];
-	_Static_assert(sizeof all / sizeof all[0] <= CN_COUNTERS_MAX, "counter table");
+	_Static_assert(sizeof all / sizeof all[0] <= CN_COUNTERS_MAX - 32, "counter table");
 	memcpy(out, all, sizeof all);
+	const cn_psync_stats *ps2 = cn_node_psync_stats(a->node);
+	if (ps2 != NULL) {
+		const cn_counter rep[] = {
+			{"policy_announces_in", ps2->announces_in},
+			{"policy_fetches_out", ps2->fetches_out},
+			{"policy_fetch_failures", ps2->fetch_failures},
+			{"policy_docs_fetched", ps2->docs_fetched},
+			{"policy_docs_refused", ps2->docs_refused},
+			{"policy_syncs_out", ps2->syncs_out},
+			{"policy_syncs_served", ps2->syncs_served},
+			{"policy_audit_added", ps2->audit_added},
+			{"policy_sync_decode_errors", ps2->decode_errors},
+		};
+		memcpy(out + n, rep, sizeof rep);
+		n += sizeof rep / sizeof rep[0];
+	}
+	if (a->workloads != NULL) {
+		cn_workloads_counter wc[16];
+		size_t k = cn_workloads_counters(a->workloads, wc, 16);
+		for (size_t i = 0; i < k && n < CN_COUNTERS_MAX; i++)
+			out[n++] = (cn_counter){wc[i].name, wc[i].value};
+	}
+	assert(n <= CN_COUNTERS_MAX);
 	return n;
 }
 
@@ -571,6 +598,11 @@ int cn_agent_admin(cn_agent *a, const cn_admin_req *req, uint64_t now_ms)
 		return cn_agent_admin_policy(a, req, now_ms);
 	if (!strcmp(cmd, "audit"))
 		return cn_agent_admin_audit(a, req);
+	if (a->workloads != NULL) {
+		int rc = cn_workloads_admin(a->workloads, a, req, json, now_ms);
+		if (rc != CN_EUNKNOWN)
+			return rc;
+	}
 	cn_buf_printf(&a->reply, "unknown command or wrong arguments: %s", cmd);
 	return CN_EINVAL;
 }

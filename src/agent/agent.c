@@ -1,4 +1,5 @@
 #include "agent/agent.h"
+#include "agent/workloads.h"
 #include "agent/sysinfo.h"
 #include "crypto/crypto.h"
 #include "crypto/identity.h"
@@ -944,6 +945,7 @@ static void signal_set(sigset_t *mask)
 	sigaddset(mask, SIGTERM);
 	sigaddset(mask, SIGINT);
 	sigaddset(mask, SIGPIPE);
+	sigaddset(mask, SIGCHLD); /* workloads exited: tick the runtime */
 }
 
 static int setup_sockets(cn_agent *a)
@@ -1269,6 +1271,12 @@ static int setup(cn_agent *a, uint64_t now_ms)
 		return rc;
 	}
 	policy_wall_offset(a); /* the replica's hybrid clock reads wall time */
+	/* Workloads a previous agent left running are adopted here, before
+	 * any placement: they are not stopped until the first one. */
+	if ((rc = cn_workloads_open(a, now_ms, &a->workloads, err, sizeof err)) != 0) {
+		cn_agent_log("error: %s", err);
+		return rc;
+	}
 	a->next_collect_ms = now_ms + CN_POLICY_COLLECT_INTERVAL_MS;
 	a->next_revoked_ms = now_ms;
 	char t[CN_ADDR_STR_MAX];
@@ -1320,6 +1328,7 @@ static void teardown(cn_agent *a)
 	unlink(path);
 	snprintf(path, sizeof path, "%s/events.sock", a->opts.data_dir);
 	unlink(path);
+	cn_workloads_close(a->workloads); /* leaves workloads running: see the loop's end */
 	cn_node_free(a->node);
 	cn_policy_free(a->policy);
 	cn_policy_lmdb_close(a->policy_lmdb);
@@ -1370,14 +1379,20 @@ static void start_leave(cn_agent *a, uint64_t now_ms)
 	cn_node_leave(a->node, now_ms);
 }
 
+enum { WL_POLLFDS_MAX = 64 };
+
 static int loop(cn_agent *a)
 {
-	struct pollfd pfd[4 + CN_STREAMS_MAX];
+	struct pollfd pfd[4 + CN_STREAMS_MAX + WL_POLLFDS_MAX];
 	assert(CN_STREAMS_MAX > 0);
-	cn_stream_req *pmap[4 + CN_STREAMS_MAX];
+	cn_stream_req *pmap[4 + CN_STREAMS_MAX + WL_POLLFDS_MAX];
+	bool wl_force = true;
 	while (!a->stop) {
 		uint64_t now = cn_agent_now_ms();
 		cn_node_tick(a->node, now);
+		if (!a->leaving)
+			cn_workloads_tick(a->workloads, a, now, wl_force);
+		wl_force = false;
 		for (size_t i = 0; i < CN_STREAMS_MAX; i++) {
 			cn_stream_req *r = &a->reqs[i];
 			if (r->used && now >= r->deadline_ms)
@@ -1409,6 +1424,10 @@ static int loop(cn_agent *a)
 		flush_outbox(a, now);
 		if (a->leaving && (cn_node_leave_done(a->node) || now >= a->leave_deadline_ms)) {
 			cn_agent_log("left the fleet");
+			/* Leaving for good: the fleet places our replicas elsewhere,
+			 * so ours stop (a crash, by contrast, leaves them to be
+			 * adopted by the next agent). */
+			cn_workloads_stop_all(a->workloads, cn_agent_now_ms);
 			break;
 		}
 
@@ -1441,6 +1460,15 @@ static int loop(cn_agent *a)
 			deadline = a->keyop.deadline_ms;
 		if (a->leaving && a->leave_deadline_ms < deadline)
 			deadline = a->leave_deadline_ms;
+		size_t wl_first = n;
+		if (!a->leaving) {
+			uint64_t wd = cn_workloads_deadline(a->workloads);
+			if (wd < deadline)
+				deadline = wd;
+			size_t k = cn_workloads_pollfds(a->workloads, &pfd[n], WL_POLLFDS_MAX);
+			for (size_t i = 0; i < k && i < WL_POLLFDS_MAX; i++)
+				pmap[n++] = NULL;
+		}
 		now = cn_agent_now_ms();
 		int timeout = deadline <= now ? 0 : (int)(deadline - now > 1000 ? 1000 : deadline - now);
 		if (a->leaving && timeout > 50)
@@ -1462,6 +1490,8 @@ static int loop(cn_agent *a)
 		if (pfd[3].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(a->sig_fd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo == SIGCHLD)
+					wl_force = true;
 				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 					if (a->leaving)
 						a->stop = true; /* second signal: stop now */
@@ -1469,7 +1499,9 @@ static int loop(cn_agent *a)
 				}
 			}
 		}
-		for (size_t i = 4; i < n; i++) {
+		for (size_t i = wl_first; i < n; i++)
+			wl_force |= pfd[i].revents != 0; /* a health probe can progress */
+		for (size_t i = 4; i < wl_first; i++) {
 			if (!(pfd[i].revents & POLLIN) || !pmap[i]->used)
 				continue;
 			if (pmap[i]->pending)

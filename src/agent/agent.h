@@ -128,6 +128,7 @@ typedef struct cn_agent {
 	uint8_t *open_buf;         /* CN_STREAM_MAX scratch for opening */
 	cn_buf reply;              /* admin reply text */
 	cn_metrics *metrics;       /* NULL unless --metrics */
+	struct cn_workloads *workloads; /* placement and the runtime (workloads.h) */
 	uint64_t next_metrics_ms;
 } cn_agent;
 
@@ -152,7 +153,7 @@ int cn_agent_admin_audit(cn_agent *a, const struct cn_admin_req *req);
 /* Finish a deferred key operation: render its result into a->reply. */
 int cn_agent_keyop_finish(cn_agent *a);
 /* Counters shown by `info` and exported as metrics. */
-enum { CN_COUNTERS_MAX = 64 };
+enum { CN_COUNTERS_MAX = 96 };
 typedef struct cn_counter {
 	const char *name;
 	uint64_t value;

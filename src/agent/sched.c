@@ -163,7 +163,8 @@ void cn_sched_jobs_json(const cn_place_result *r, cn_json *jw)
 		const cn_place_job_out *jo = &r->jobs[k];
 		cn_json_obj_begin(jw);
 		cn_json_kv_str(jw, "name", jo->name);
-		cn_json_kv_u64(jw, "version", jo->version);
+		cn_json_kv_u64(jw, "version", jo->version == UINT64_MAX ? 0 : jo->version);
+		cn_json_kv_bool(jw, "planned", jo->version == UINT64_MAX);
 		cn_json_kv_u64(jw, "priority", jo->priority);
 		cn_json_kv_bool(jw, "per_node", jo->per_node);
 		cn_json_kv_bool(jw, "majority_only", jo->majority_only);
@@ -193,8 +194,13 @@ void cn_sched_render_jobs(const cn_place_result *r, bool json, cn_buf *out)
 		      "ELIGIBLE", "QUORUM", "MEMBERS");
 	for (size_t k = 0; k < r->n_jobs; k++) {
 		const cn_place_job_out *jo = &r->jobs[k];
-		cn_buf_printf(out, "%-24s %-20llu %6u %6u %8u %-6s ", jo->name,
-			      (unsigned long long)jo->version, jo->want, jo->n_placed, jo->n_eligible,
+		char ver[24];
+		if (jo->version == UINT64_MAX) /* cn_sched plan: not stored yet */
+			snprintf(ver, sizeof ver, "planned");
+		else
+			snprintf(ver, sizeof ver, "%llu", (unsigned long long)jo->version);
+		cn_buf_printf(out, "%-24s %-20s %6u %6u %8u %-6s ", jo->name, ver, jo->want,
+			      jo->n_placed, jo->n_eligible,
 			      jo->majority_only ? (jo->quorum ? "yes" : "NO") : "-");
 		for (uint32_t x = 0; x < jo->n_placed; x++)
 			cn_buf_printf(out, "%s%s", x ? "," : "", r->members[r->slots[jo->first + x]].name);

@@ -55,6 +55,11 @@ void cn_cli_usage(void)
 	      "                                   write the body of an old version again\n"
 	      "  policy delete KIND/NAME [--key FILE]\n"
 	      "  audit [--verify] [--json]        who changed what, where, when\n"
+	      "  jobs [--json]                    placement of every job; instances here\n"
+	      "  job status NAME [--json]         where each replica runs, its state\n"
+	      "  plan -f FILE [--json]            where the file's jobs would run, what\n"
+	      "                                   would move (nothing is applied)\n"
+	      "  logs JOB [REPLICA]               output of this device's replicas of JOB\n"
 	      "\n"
 	      "Agent location: --data-dir DIR, $CANOPY_DATA_DIR, or --socket PATH.\n"
 	      "Operator key for policy writes: --key FILE or $CANOPY_OPERATOR_KEY.\n"
@@ -655,6 +660,60 @@ static int policy_main(const cli_opts *o, const char *const *args, uint32_t n_ar
 	return EXIT_USAGE;
 }
 
+/* `canopy plan -f FILE`: the file's job documents (parsed and checked as
+ * for policy apply) go to the agent as NAME HEXSPEC pairs; the agent
+ * places them with the stored jobs and shows what would move. Nothing is
+ * signed and nothing is written. */
+static int plan(const cli_opts *o)
+{
+	if (o->file == NULL) {
+		fprintf(stderr, "canopy: usage: canopy plan -f FILE [--json]\n");
+		return EXIT_USAGE;
+	}
+	cn_polfile_doc *docs;
+	size_t n;
+	char err[CN_POLFILE_ERR_MAX];
+	int rc = cn_polfile_load(o->file, &docs, &n, err, sizeof err);
+	if (rc != 0) {
+		fprintf(stderr, "canopy: %s\n", err);
+		return EXIT_REFUSED;
+	}
+	const char *args[CN_ADMIN_ARGS_MAX];
+	char *hex[CN_ADMIN_ARGS_MAX / 2];
+	uint32_t n_args = 0, n_hex = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (strcmp(docs[i].kind, "job") != 0)
+			continue; /* only jobs have a placement */
+		if (n_args + 2 > CN_ADMIN_ARGS_MAX || 2 * docs[i].body_len >= CN_ADMIN_ARG_MAX) {
+			fprintf(stderr, "canopy: %s: too many or too large jobs to plan at once\n",
+				docs[i].where);
+			rc = EXIT_USAGE;
+			break;
+		}
+		char *h = malloc(2 * docs[i].body_len + 1);
+		if (h == NULL) {
+			rc = EXIT_REFUSED;
+			break;
+		}
+		for (size_t k = 0; k < docs[i].body_len; k++)
+			snprintf(h + 2 * k, 3, "%02x", docs[i].body[k]);
+		h[2 * docs[i].body_len] = 0;
+		hex[n_hex++] = h;
+		args[n_args++] = docs[i].name;
+		args[n_args++] = h;
+	}
+	if (rc == 0 && n_args == 0) {
+		fprintf(stderr, "canopy: %s holds no job document\n", o->file);
+		rc = EXIT_USAGE;
+	}
+	if (rc == 0)
+		rc = call(o, "plan", args, n_args);
+	for (uint32_t i = 0; i < n_hex; i++)
+		free(hex[i]);
+	cn_polfile_free(docs, n);
+	return rc;
+}
+
 int cn_cli_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -716,6 +775,13 @@ int cn_cli_main(int argc, char **argv)
 
 	bool policy_opts = o.file || o.key || o.kind || o.version || o.to || o.dry_run ||
 			   o.unsigned_;
+	if (!strcmp(cmd, "plan")) {
+		if (n_args != 0 || o.key || o.kind || o.version || o.to || o.dry_run || o.unsigned_) {
+			fprintf(stderr, "canopy: usage: canopy plan -f FILE [--json]\n");
+			return EXIT_USAGE;
+		}
+		return plan(&o);
+	}
 	if (strcmp(cmd, "policy") != 0 && policy_opts) {
 		fprintf(stderr, "canopy: -f, --key, --kind, --version, --to, --dry-run belong to "
 				"canopy policy\n");
@@ -750,6 +816,22 @@ int cn_cli_main(int argc, char **argv)
 	if (!strcmp(cmd, "members") || !strcmp(cmd, "info") || !strcmp(cmd, "leave")) {
 		if (n_args != 0) {
 			fprintf(stderr, "canopy: %s takes no arguments\n", cmd);
+			return EXIT_USAGE;
+		}
+	} else if (!strcmp(cmd, "jobs")) {
+		if (n_args != 0) {
+			fprintf(stderr, "canopy: usage: canopy jobs [--json]\n");
+			return EXIT_USAGE;
+		}
+	} else if (!strcmp(cmd, "job")) {
+		if (n_args != 2 || strcmp(args[0], "status") != 0) {
+			fprintf(stderr, "canopy: usage: canopy job status NAME [--json]\n");
+			return EXIT_USAGE;
+		}
+		return call(&o, "job-status", args + 1, 1);
+	} else if (!strcmp(cmd, "logs")) {
+		if (n_args < 1 || n_args > 2) {
+			fprintf(stderr, "canopy: usage: canopy logs JOB [REPLICA]\n");
 			return EXIT_USAGE;
 		}
 	} else if (!strcmp(cmd, "join")) {
