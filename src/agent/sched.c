@@ -109,6 +109,62 @@ void cn_sched_view_free(cn_sched_view *v)
 	memset(v, 0, sizeof *v);
 }
 
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	return (h ^ 0xff) * 0x100000001b3ULL; /* terminator: "ab"+"c" != "a"+"bc" */
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	return x ^ (x >> 33);
+}
+
+/* Placement decides WHICH members run a job; the replica numbers (what
+ * the runtime and CANOPY_REPLICA know a replica by) are ours to give.
+ * Placement lists the members in preference order, so one member leaving
+ * would renumber, and restart, every replica after it. Instead replica r
+ * goes to the member, among those not yet numbered, with the highest
+ * hash(job, r, member): when one member is replaced, the others keep
+ * their numbers unless the newcomer outbids them (rarely). Deterministic,
+ * so every agent numbers alike. Quadratic, hence only up to REORDER_MAX
+ * replicas; bigger jobs keep placement's order. */
+enum { REORDER_MAX = 256 };
+
+static void stable_numbers(cn_place_result *r)
+{
+	uint32_t tmp[REORDER_MAX];
+	for (size_t k = 0; k < r->n_jobs; k++) {
+		const cn_place_job_out *jo = &r->jobs[k];
+		uint32_t n = jo->n_placed;
+		if (n < 2 || n > REORDER_MAX)
+			continue;
+		uint32_t *slot = &r->slots[jo->first];
+		memcpy(tmp, slot, n * sizeof *tmp);
+		uint64_t base = fnv(0xcbf29ce484222325ULL, jo->name);
+		for (uint32_t x = 0; x < n; x++) {
+			uint32_t best = UINT32_MAX;
+			uint64_t best_h = 0;
+			for (uint32_t c = 0; c < n; c++) {
+				if (tmp[c] == UINT32_MAX)
+					continue;
+				uint64_t h = mix(fnv(base ^ mix(x + 1), r->members[tmp[c]].name));
+				if (best == UINT32_MAX || h > best_h) {
+					best = c;
+					best_h = h;
+				}
+			}
+			slot[x] = tmp[best];
+			tmp[best] = UINT32_MAX;
+		}
+	}
+}
+
 int cn_sched_place(cn_placer *pl, const cn_sched_view *v, const cn_sched_jobs *j,
 		   cn_place_result *out)
 {
@@ -121,6 +177,8 @@ int cn_sched_place(cn_placer *pl, const cn_sched_view *v, const cn_sched_jobs *j
 	cn_place_opts_default(&o);
 	int rc = cn_place(pl, v->in, v->n, jobs, j->n, &o, out);
 	free(jobs);
+	if (rc == 0)
+		stable_numbers(out);
 	return rc;
 }
 
