@@ -97,7 +97,6 @@ int cn_workloads_open(cn_agent *a, uint64_t now_ms, cn_workloads **out, char *er
 			 cn_strerror(rc));
 		goto fail;
 	}
-	cn_agent_log("%s", cn_rt_cgroup_status(w->rt));
 	*out = w;
 	return 0;
 fail:
