@@ -1134,8 +1134,8 @@ static int open_policy(cn_agent *a, uint64_t wall)
 		a->policy = NULL;
 	}
 	cn_trust_free(&roots);
-	if (rc == 0)
-		rc = cn_store_meta_put_u64(a->store, META_POLICY_ONLINE, wall);
+	if (rc == 0 && (rc = cn_store_meta_put_u64(a->store, META_POLICY_ONLINE, wall)) != 0)
+		cn_agent_log("error: store: cannot record the policy online time: %s", cn_strerror(rc));
 	if (rc == 0)
 		cn_agent_log("policy: %u document(s), %s", cn_policy_names(a->policy),
 			     a->have_roots ? "operator writes accepted from trusted keys"

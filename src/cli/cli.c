@@ -47,7 +47,7 @@ void cn_cli_usage(void)
 	      "  operator keygen --out FILE       new operator key: FILE (secret, 0600) and\n"
 	      "                                   FILE.pub (a line for the agents' --trust file)\n"
 	      "  policy apply -f FILE [--dry-run] [--key FILE]\n"
-	      "                                   sign and apply the YAML documents in FILE\n"
+	      "                                   sign and apply the YAML documents in FILE (- stdin)\n"
 	      "  policy get KIND/NAME [--version V] [--json]\n"
 	      "  policy list [--kind KIND] [--json]\n"
 	      "  policy history KIND/NAME [--json]  kept versions, oldest first\n"
@@ -519,7 +519,24 @@ static int policy_apply(const cli_opts *o)
 	cn_polfile_doc *docs = NULL;
 	size_t n = 0;
 	char err[CN_POLFILE_ERR_MAX];
-	int rc = cn_polfile_load(o->file, &docs, &n, err, sizeof err);
+	int rc;
+	if (strcmp(o->file, "-") == 0) {
+		/* -f -: the documents on standard input (a pipeline, a template). */
+		size_t cap = 4 * (size_t)CN_DOC_BODY_MAX, len = 0;
+		char *text = malloc(cap + 1);
+		if (text == NULL)
+			return EXIT_REFUSED;
+		len = fread(text, 1, cap + 1, stdin);
+		if (len > cap) {
+			fprintf(stderr, "canopy: <stdin>: larger than %zu bytes\n", cap);
+			free(text);
+			return EXIT_REFUSED;
+		}
+		rc = cn_polfile_parse(text, len, "<stdin>", &docs, &n, err, sizeof err);
+		free(text);
+	} else {
+		rc = cn_polfile_load(o->file, &docs, &n, err, sizeof err);
+	}
 	if (rc != 0) {
 		fprintf(stderr, "canopy: %s\n", err[0] ? err : cn_strerror(rc));
 		return EXIT_REFUSED;

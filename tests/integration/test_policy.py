@@ -54,9 +54,9 @@ def write_yaml(fleet, name, text):
     return path
 
 
-def policy(fleet, agent, args, key=None, check=True, env_key=None):
+def policy(fleet, agent, args, key=None, check=True, env_key=None, stdin=None):
     """Run `canopy policy ARGS` against agent; key = --key FILE, env_key =
-    CANOPY_OPERATOR_KEY."""
+    CANOPY_OPERATOR_KEY, stdin = text for `-f -`."""
     cmd = [fleet.canopy, "policy"] + args + ["--data-dir", fleet.agents[agent]["dir"]]
     if key:
         cmd += ["--key", key]
@@ -64,7 +64,7 @@ def policy(fleet, agent, args, key=None, check=True, env_key=None):
     env.pop("CANOPY_OPERATOR_KEY", None)
     if env_key:
         env["CANOPY_OPERATOR_KEY"] = env_key
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env, input=stdin)
     if check and r.returncode != 0:
         raise AssertionError("canopy policy %s on %s failed (%d): %s%s" %
                              (args, agent, r.returncode, r.stdout, r.stderr))
@@ -187,8 +187,10 @@ def main():
         h = history_json(fleet, "p0", "config/app-a")
         assert [x["version"] for x in h] == [a["version"]], h
         assert info["policy"]["documents"] == 2 and info["policy"]["root_keys"] == 1, info
-        # applying the same file again changes nothing (no new version, no audit entry)
-        r = apply(fleet, "p0", two, root_key)
+        # applying the same documents again (here from stdin, -f -) changes
+        # nothing: no new version, no audit entry
+        with open(two) as f:
+            r = policy(fleet, "p0", ["apply", "-f", "-"], key=root_key, stdin=f.read())
         assert r.stdout.count("unchanged") == 2, r.stdout
         assert len(history_json(fleet, "p0", "config/app-a")) == 1
         assert len(audit_json(fleet, "p0")) == 2
