@@ -243,6 +243,53 @@ START_TEST(maximal_meta_fits)
 }
 END_TEST
 
+static void rollout_fill(cn_meta *m, unsigned n)
+{
+	m->n_rollout = (uint8_t)n;
+	for (unsigned i = 0; i < n; i++)
+		m->rollout[i] = (cn_rollout_report){UINT64_MAX - i, UINT32_MAX - i,
+						    CN_ROLLOUT_STAGE_MAX, 255, 0};
+}
+
+static void meta_roundtrip(const cn_meta *m, cn_meta *out, size_t *len)
+{
+	uint8_t buf[2 * CN_META_WIRE_MAX];
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, buf, sizeof buf);
+	cn_meta_encode(&w, m);
+	ck_assert_int_eq(cn_mp_writer_end(&w, len), 0);
+	ck_assert_uint_le(*len, CN_META_WIRE_MAX);
+	cn_mp_reader r;
+	cn_mp_reader_init(&r, buf, *len);
+	ck_assert_int_eq(cn_meta_decode(&r, out, NULL), 0);
+}
+
+/* Rollout reports fill what the other fields leave of CN_META_WIRE_MAX:
+ * all eight next to typical metadata, fewer next to maximal labels, and
+ * cn_meta_rollout_fit trims the struct to exactly what goes out. */
+START_TEST(rollout_reports_fit_the_budget)
+{
+	cn_meta m, d;
+	size_t len;
+	meta_min(&m);
+	strcpy(m.arch, "arm64");
+	rollout_fill(&m, CN_ROLLOUT_REPORTS_MAX);
+	meta_roundtrip(&m, &d, &len);
+	ck_assert_uint_eq(d.n_rollout, CN_ROLLOUT_REPORTS_MAX);
+	ck_assert_int_eq(memcmp(&m, &d, sizeof m), 0);
+	ck_assert_uint_eq(cn_meta_rollout_fit(&m), CN_ROLLOUT_REPORTS_MAX);
+
+	meta_max(&m);
+	rollout_fill(&m, CN_ROLLOUT_REPORTS_MAX);
+	meta_roundtrip(&m, &d, &len);
+	ck_assert_uint_lt(d.n_rollout, CN_ROLLOUT_REPORTS_MAX);
+	ck_assert_uint_ge(d.n_rollout, 1); /* 993 + 2 + 20 <= 1024 */
+	unsigned k = cn_meta_rollout_fit(&m);
+	ck_assert_uint_eq(k, d.n_rollout);
+	ck_assert_uint_eq(memcmp(m.rollout, d.rollout, sizeof m.rollout), 0);
+	ck_assert_uint_gt(len + 20, CN_META_WIRE_MAX); /* the next one would not fit */
+}
+END_TEST
 
 /* ---- explicit rules ------------------------------------------------- */
 
@@ -624,6 +671,10 @@ static void render_meta(struct lines *l, const char *p, const cn_meta *m)
 		add(l, "%smeta.power = %u", p, (unsigned)m->power);
 	if (m->battery_pct != 255)
 		add(l, "%smeta.battery_pct = %u", p, (unsigned)m->battery_pct);
+	for (int i = 0; i < m->n_rollout; i++)
+		add(l, "%smeta.rollout.%d = %08x %llu %u %u", p, i, (unsigned)m->rollout[i].job_hash,
+		    (unsigned long long)m->rollout[i].version, (unsigned)m->rollout[i].done_stage,
+		    (unsigned)m->rollout[i].flags);
 }
 
 static void render_addr(struct lines *l, const char *p, const char *field, const cn_addr *a)
@@ -1076,6 +1127,7 @@ static Suite *msg_suite(void)
 	TCase *tc = tcase_create("codec");
 	tcase_add_test(tc, roundtrip_every_type);
 	tcase_add_test(tc, maximal_meta_fits);
+	tcase_add_test(tc, rollout_reports_fit_the_budget);
 	tcase_add_test(tc, unknown_key_ignored_and_counted);
 	tcase_add_test(tc, unknown_type_skipped);
 	tcase_add_test(tc, missing_required_field);

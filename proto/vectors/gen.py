@@ -129,12 +129,13 @@ class Meta:
     non-default fields, wire() gives the canonical map."""
 
     def __init__(self, labels=None, arch='', os='', cpus=0, mem_mb=0, accel=None,
-                 load_milli=0, mem_free_mb=0, power=0, battery_pct=255):
+                 load_milli=0, mem_free_mb=0, power=0, battery_pct=255, rollout=None):
         self.labels = labels or {}
         self.arch, self.os, self.cpus, self.mem_mb = arch, os, cpus, mem_mb
         self.accel = accel or {}
         self.load_milli, self.mem_free_mb = load_milli, mem_free_mb
         self.power, self.battery_pct = power, battery_pct
+        self.rollout = rollout or []  # [(job_hash, version, done_stage, flags)]
 
     def wire(self):
         m = {}
@@ -158,6 +159,8 @@ class Meta:
             m[9] = self.power
         if self.battery_pct != 255:
             m[10] = self.battery_pct
+        if self.rollout:
+            m[11] = [list(e) for e in self.rollout]
         return m
 
     def render(self, p):
@@ -170,6 +173,8 @@ class Meta:
                               ('mem_free_mb', 0), ('power', 0), ('battery_pct', 255)):
             if getattr(self, name) != default:
                 out.append('%smeta.%s = %d' % (p, name, getattr(self, name)))
+        out += ['%smeta.rollout.%d = %08x %d %d %d' % ((p, i) + tuple(e))
+                for i, e in enumerate(self.rollout)]
         return out
 
 
@@ -367,6 +372,10 @@ def main():
     dgram('dead', [ok(accuse(7, 'node-c', 5, 'node-a'))], 'node-a declares node-c failed.')
     dgram('leave', [ok(leave('node-d', 9))], 'node-d leaves.')
     dgram('meta', [ok(meta_msg('cam-17', 3, typical, 13))], 'Metadata update.')
+    rolling = Meta(arch='arm64', cpus=4, rollout=[(0x9e3779b9, 0x0001_8f2a_1c3b_0004, 2, 1),
+                                                  (0x01020304, 7, 0, 6)])
+    dgram('meta-rollout', [ok(meta_msg('cam-17', 3, rolling, 14))],
+          'Metadata with two staged-rollout reports (key 11); older decoders skip it.')
     dgram('policy-announce', [ok(announce('job', 'vision/detector', 0x0001_8f2a_1c3b_0004,
                                           'op-laptop', h))], 'Policy announcement.')
     dgram('datagram-piggyback', [ok(ping(1, 'node-b', 'node-a')),
@@ -488,7 +497,13 @@ def main():
             'One accelerator kind over CN_ACCEL_MAX.')
     hostile('hostile-battery', alive_with({10: 101}), 'CN_ERANGE', 'Battery above 100 percent.')
     hostile('hostile-arch-long', alive_with({2: 'a' * 17}), 'CN_ELIMIT', 'A 17-byte arch.')
-    hostile('hostile-meta-big', alive_with({11: 'x' * 1100}), 'CN_ELIMIT',
+    hostile('hostile-rollout-9', alive_with({11: [[1, 1, 0, 0]] * 9}), 'CN_ELIMIT',
+            'Nine rollout reports, one over CN_ROLLOUT_REPORTS_MAX.')
+    hostile('hostile-rollout-short', alive_with({11: [[1, 1, 0]]}), 'CN_EINVAL',
+            'A rollout report of three elements instead of four.')
+    hostile('hostile-rollout-stage', alive_with({11: [[1, 1, 65536, 0]]}), 'CN_ERANGE',
+            'A done stage above CN_ROLLOUT_STAGE_MAX.')
+    hostile('hostile-meta-big', alive_with({31: 'x' * 1100}), 'CN_ELIMIT',
             'Metadata above CN_META_WIRE_MAX, padded with an unknown key.')
     hostile('hostile-vmin-above-vmax', alive_with({}, {6: 2, 7: 1}), 'CN_ERANGE',
             'vmin greater than vmax.')

@@ -383,6 +383,11 @@ void cn_meta_canon(const cn_meta *in, cn_meta *out)
 	out->mem_free_mb = in->mem_free_mb;
 	out->power = in->power;
 	out->battery_pct = in->battery_pct;
+	out->n_rollout = in->n_rollout > CN_ROLLOUT_REPORTS_MAX ? CN_ROLLOUT_REPORTS_MAX : in->n_rollout;
+	for (uint8_t i = 0; i < out->n_rollout; i++) {
+		out->rollout[i] = in->rollout[i];
+		out->rollout[i].pad_ = 0;
+	}
 }
 
 int cn_pool_meta_acquire(cn_pool *p, const cn_meta *meta, uint32_t *ref)

@@ -44,6 +44,8 @@ static_assert(CN_LABEL_KEY_MAX < 256 && CN_LABEL_VALUE_MAX < 256 && CN_ARCH_MAX 
 		      CN_OS_MAX < 32 && CN_ACCEL_KIND_MAX < 32,
 	      "string header sizes assumed by META_WORST");
 static_assert(CN_LABELS_MAX < 65536 && CN_ACCEL_MAX < 16, "container header sizes");
+static_assert(CN_ROLLOUT_REPORTS_MAX < 16 && CN_K_M_ROLLOUT < 128 && CN_ROLLOUT_STAGE_MAX <= UINT16_MAX,
+	      "rollout array and key sizes assumed by rollout_fit");
 
 #define BIT(k) (UINT64_C(1) << (k))
 
@@ -301,6 +303,32 @@ static int read_accel(cn_mp_reader *r, cn_meta *out)
 	return 0;
 }
 
+/* [job_hash, version, done_stage, flags] */
+static int read_rollout(cn_mp_reader *r, cn_meta *out)
+{
+	uint32_t n, k;
+	int rc = cn_mp_read_array(r, &n, CN_ROLLOUT_REPORTS_MAX);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		cn_rollout_report *e = &out->rollout[i];
+		uint32_t stage;
+		if ((rc = cn_mp_read_array(r, &k, 4)) != 0)
+			break;
+		if (k != 4)
+			return CN_EINVAL;
+		if ((rc = cn_mp_read_u32(r, &e->job_hash)) != 0 ||
+		    (rc = cn_mp_read_u64(r, &e->version)) != 0 ||
+		    (rc = cn_mp_read_u32(r, &stage)) != 0 ||
+		    (rc = read_u8(r, &e->flags, 0, 255)) != 0)
+			break;
+		if (stage > CN_ROLLOUT_STAGE_MAX)
+			return CN_ERANGE;
+		e->done_stage = (uint16_t)stage;
+	}
+	if (rc == 0)
+		out->n_rollout = (uint8_t)n;
+	return rc;
+}
+
 static void meta_defaults(cn_meta *m)
 {
 	memset(m, 0, sizeof *m);
@@ -329,6 +357,7 @@ int cn_meta_decode(cn_mp_reader *r, cn_meta *out, cn_msg_stats *stats)
 		case CN_K_M_MEM_FREE_MB: rc = cn_mp_read_u32(r, &out->mem_free_mb); break;
 		case CN_K_M_POWER: rc = read_u8(r, &out->power, 0, 255); break;
 		case CN_K_M_BATTERY: rc = read_u8(r, &out->battery_pct, 0, 255); break;
+		case CN_K_M_ROLLOUT: rc = read_rollout(r, out); break;
 		default: rc = body_skip(&b); break;
 		}
 		if (rc)
@@ -355,6 +384,7 @@ static void check_meta(const cn_meta *m)
 	for (unsigned i = 0; i < m->n_accel; i++)
 		assert(m->accel[i].count > 0);
 	assert(m->battery_pct <= 100 || m->battery_pct == 255);
+	assert(m->n_rollout <= CN_ROLLOUT_REPORTS_MAX);
 	(void)m;
 }
 
@@ -374,15 +404,15 @@ static void accel_order(const cn_meta *m, uint8_t idx[CN_ACCEL_MAX])
 		assert(strcmp(m->accel[idx[i - 1]].kind, m->accel[idx[i]].kind) < 0);
 }
 
-void cn_meta_encode(cn_mp_writer *w, const cn_meta *m)
+/* Every field but the rollout reports, under a map header of n fields
+ * plus `extra`. */
+static void meta_put_fields(cn_mp_writer *w, const cn_meta *m, uint32_t extra)
 {
-	check_meta(m);
-	size_t before = w->len;
 	uint32_t n = (m->n_labels > 0) + (m->arch[0] != 0) + (m->os[0] != 0) + (m->cpus != 0) +
 		     (m->mem_mb != 0) + (m->n_accel > 0) + (m->load_milli != 0) +
 		     (m->mem_free_mb != 0) + (m->power != CN_POWER_UNKNOWN) +
 		     (m->battery_pct != 255);
-	cn_mp_put_map(w, n);
+	cn_mp_put_map(w, n + extra);
 	if (m->n_labels > 0) {
 		cn_mp_put_uint(w, CN_K_M_LABELS);
 		cn_mp_put_map(w, m->n_labels);
@@ -436,7 +466,73 @@ void cn_meta_encode(cn_mp_writer *w, const cn_meta *m)
 		cn_mp_put_uint(w, CN_K_M_BATTERY);
 		cn_mp_put_uint(w, m->battery_pct);
 	}
-	/* Proven by META_WORST above; checked here when the write fit. */
+}
+
+static size_t uint_size(uint64_t v)
+{
+	return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : v <= UINT32_MAX ? 5 : 9;
+}
+
+static size_t rollout_entry_size(const cn_rollout_report *e)
+{
+	return 1 + uint_size(e->job_hash) + uint_size(e->version) + uint_size(e->done_stage) +
+	       uint_size(e->flags);
+}
+
+/* How many rollout reports fit next to the other fields. The others are at
+ * most META_WORST (993) bytes, so on a member with few labels all eight
+ * reports (8 x 20 bytes at most) fit; on one that uses the whole label
+ * budget the last reports are left out. */
+static unsigned rollout_fit(const cn_meta *m)
+{
+	if (m->n_rollout == 0)
+		return 0;
+	uint8_t tmp[CN_META_WIRE_MAX + 64];
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, tmp, sizeof tmp);
+	meta_put_fields(&w, m, 1); /* fixmap either way: at most 11 keys */
+	size_t len = w.len + 1 + 1; /* key 11, fixarray header */
+	unsigned k = 0;
+	while (k < m->n_rollout) {
+		size_t e = rollout_entry_size(&m->rollout[k]);
+		if (w.overflow || len + e > CN_META_WIRE_MAX)
+			break;
+		len += e;
+		k++;
+	}
+	return k;
+}
+
+unsigned cn_meta_rollout_fit(cn_meta *m)
+{
+	check_meta(m);
+	unsigned k = rollout_fit(m);
+	for (unsigned i = k; i < m->n_rollout; i++)
+		memset(&m->rollout[i], 0, sizeof m->rollout[i]);
+	m->n_rollout = (uint8_t)k;
+	return k;
+}
+
+void cn_meta_encode(cn_mp_writer *w, const cn_meta *m)
+{
+	check_meta(m);
+	size_t before = w->len;
+	unsigned k = rollout_fit(m);
+	meta_put_fields(w, m, k > 0);
+	if (k > 0) {
+		cn_mp_put_uint(w, CN_K_M_ROLLOUT);
+		cn_mp_put_array(w, k);
+		for (unsigned i = 0; i < k; i++) {
+			const cn_rollout_report *e = &m->rollout[i];
+			cn_mp_put_array(w, 4);
+			cn_mp_put_uint(w, e->job_hash);
+			cn_mp_put_uint(w, e->version);
+			cn_mp_put_uint(w, e->done_stage);
+			cn_mp_put_uint(w, e->flags);
+		}
+	}
+	/* The fields are at most META_WORST (static_assert above) and the
+	 * reports are cut to fit; checked here when the write fit. */
 	assert(w->overflow || w->len - before <= CN_META_WIRE_MAX);
 	(void)before;
 }

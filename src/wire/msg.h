@@ -35,6 +35,21 @@ typedef struct cn_accel {
 	uint32_t count;
 } cn_accel;
 
+/* One staged-rollout report (agent/rollout.h): what this member knows of
+ * job `job_hash` (FNV-1a 32 of its name) rolling out to `version`. */
+enum {
+	CN_ROLLOUT_SETTLED = 1,  /* all its replicas at version healthy for healthy_for_ms */
+	CN_ROLLOUT_FAILED = 2,   /* one of its replicas at version failed */
+	CN_ROLLOUT_REVERTED = 4, /* the fleet returns to the previous version (sticky) */
+};
+typedef struct cn_rollout_report {
+	uint64_t version;
+	uint32_t job_hash;
+	uint16_t done_stage;   /* stages known complete: 0 .. done_stage-1 */
+	uint8_t flags;         /* CN_ROLLOUT_*; unknown bits kept as they came */
+	uint8_t pad_;          /* zero */
+} cn_rollout_report;
+
 /* Member metadata: slow-changing labels and capacity, fast-changing health.
  * Labels are kept sorted by key with unique keys (the encoder asserts it,
  * the decoder refuses anything else with CN_EINVAL) so that two agents
@@ -53,6 +68,10 @@ typedef struct cn_meta {
 	uint32_t mem_free_mb;
 	uint8_t power;         /* enum cn_power */
 	uint8_t battery_pct;   /* 0..100, 255 = unknown */
+	/* staged rollouts this member reports, most important first; the
+	 * encoder writes only as many as fit CN_META_WIRE_MAX */
+	uint8_t n_rollout;
+	cn_rollout_report rollout[CN_ROLLOUT_REPORTS_MAX];
 } cn_meta;
 
 typedef struct cn_coord {
@@ -199,6 +218,10 @@ int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pus
 /* Metadata alone (also used by the admin plane). */
 void cn_meta_encode(cn_mp_writer *w, const cn_meta *m);
 int cn_meta_decode(cn_mp_reader *r, cn_meta *out, cn_msg_stats *stats);
+/* Drop the trailing rollout reports that cn_meta_encode would leave out
+ * (the whole map must fit CN_META_WIRE_MAX), so that what a member holds is
+ * what its peers decode. Returns the number kept. */
+unsigned cn_meta_rollout_fit(cn_meta *m);
 /* Insert or replace a label keeping the sort order. CN_EINVAL for bad text,
  * CN_EFULL past CN_LABELS_MAX. */
 int cn_meta_set_label(cn_meta *m, const char *key, const char *value);

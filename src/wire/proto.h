@@ -73,6 +73,8 @@ enum {
 	CN_POLICY_NAME_MAX = 128,
 	CN_HASH_BYTES = 32,
 	CN_MSG_FIELDS_MAX = 64,    /* keys in one body map */
+	CN_ROLLOUT_REPORTS_MAX = 8, /* rollout reports in one member's metadata */
+	CN_ROLLOUT_STAGE_MAX = 65535,
 };
 
 static_assert(CN_DATAGRAM_PLAIN_MAX == 1352, "datagram budget");
@@ -121,6 +123,7 @@ enum {
 	CN_K_M_MEM_FREE_MB = 8,
 	CN_K_M_POWER = 9,
 	CN_K_M_BATTERY = 10,
+	CN_K_M_ROLLOUT = 11,
 };
 
 /* Member states as carried in push-pull. */
