@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 #include "agent/workloads.h"
+#include "util/resolve.h"
 #include "agent/sysinfo.h"
 #include "crypto/crypto.h"
 #include "crypto/identity.h"
@@ -103,27 +104,15 @@ static void from_sockaddr(const struct sockaddr_storage *ss, cn_addr *a)
 	}
 }
 
-/* Resolve "host:port" once, at start (names allowed here, unlike in core). */
+/* Resolve "host:port" once, at start (names allowed here, unlike in core;
+ * util/resolve.h says how, without NSS in this static binary). */
 static int resolve(const char *text, cn_addr *out)
 {
-	if (cn_addr_parse(text, CN_AGENT_PORT_DEFAULT, out) == 0)
-		return 0;
-	char host[256];
-	const char *port = "7980";
-	snprintf(host, sizeof host, "%s", text);
-	char *colon = strrchr(host, ':');
-	if (colon != NULL && strchr(host, ']') == NULL) {
-		*colon = '\0';
-		port = colon + 1;
-	}
-	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *res = NULL;
-	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
-		return CN_EINVAL;
-	struct sockaddr_storage ss;
-	memcpy(&ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	from_sockaddr(&ss, out);
-	return out->port ? 0 : CN_EINVAL;
+	char err[256];
+	int rc = cn_resolve(text, CN_AGENT_PORT_DEFAULT, NULL, NULL, out, err, sizeof err);
+	if (rc != 0)
+		cn_agent_log("error: %s", err);
+	return rc;
 }
 
 static void url_of(const cn_addr *a, char *url, size_t cap)
