@@ -725,7 +725,8 @@ static void p_summary(void *st, sim_world *w, cn_json *j)
 	cn_json_kv_u64(j, "quiet_ms", (w->now_us - p->last_disturb_us) / 1000);
 	cn_json_kv_u64(j, "pushpull_interval_ms",
 		       sim_world_pushpull_us(w, w->live > 2 ? w->live : 2) / 1000);
-	memcpy(v, p->repair_ms, p->n_repair_ms * sizeof *v);
+	if (p->n_repair_ms > 0)
+		memcpy(v, p->repair_ms, p->n_repair_ms * sizeof *v);
 	dist(j, "repair_ms", v, p->n_repair_ms);
 	cn_json_kv_u64(j, "unrepaired", p->n_rep);
 	cn_json_key(j, "heal_converge_ms");
