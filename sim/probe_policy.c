@@ -122,7 +122,7 @@ typedef struct polp {
 	uint64_t last_disturb_us;
 	/* results of finish */
 	bool finished, settled, whole;
-	uint64_t lost, diverged, lost_crash, unprop, settle_us;
+	uint64_t lost, diverged, lost_crash, unprop, settle_us, audit_entries;
 	uint8_t *body;
 } polp;
 
@@ -650,6 +650,18 @@ static void p_finish(void *st, sim_world *w)
 				p->lost++;
 		}
 	}
+	/* Audit chains travel only by the push-pull AUDIT exchange; every live
+	 * replica's chains must verify, and audit_entries_mean says how much of
+	 * them it holds (complete: one entry per accepted write, all writers). */
+	for (uint32_t i = 0; i < w->n_used && !w->failed; i++) {
+		cn_policy_audit_report rep = {0};
+		char why[CN_POLICY_WHY_MAX] = "";
+		if (!sim_node_live(w, i) || w->nodes[i].pol == NULL)
+			continue;
+		if (cn_policy_audit_verify(w->nodes[i].pol, &rep, why, sizeof why) != 0)
+			sim_world_fail(w, "policy: the audit chains of n%u do not verify: %s", i, why);
+		p->audit_entries += rep.entries;
+	}
 	if (p->lost > 0)
 		sim_world_fail(w, "policy: %llu acknowledged write(s) lost: no live replica holds "
 				  "them or a newer version of their name",
@@ -753,6 +765,7 @@ static void p_summary(void *st, sim_world *w, cn_json *j)
 		}
 	}
 	cn_json_kv_u64(j, "replica_bytes_mean", live ? bytes / live : 0);
+	cn_json_kv_f64(j, "audit_entries_mean", live ? (double)p->audit_entries / (double)live : 0);
 	cn_json_key(j, "psync");
 	cn_json_obj_begin(j);
 	cn_json_kv_u64(j, "announces_in", s.announces_in);
