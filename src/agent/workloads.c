@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/rollout.h"
 #include "agent/sched.h"
 #include "runtime/runtime.h"
 #include "store/kv.h"
@@ -17,7 +18,43 @@
 #include "util/json.h"
 #include "wire/admin.h"
 
-enum { WANTS_MAX = CN_RT_INSTANCES_MAX };
+enum {
+	WANTS_MAX = CN_RT_INSTANCES_MAX,
+	ROLLS_MAX = 256,        /* rollouts tracked (current and reverted ones) */
+	ROLL_VAL_LEN = 3,       /* stored: done (u16 LE), flags */
+};
+
+/* One rollout (job, version V) as this agent tracks it; see agent/rollout.h.
+ * Entries whose V is no longer the winner are dropped, except reverted
+ * ones: choosing the previous version of a later one skips them. */
+typedef struct roll {
+	char name[CN_JOB_NAME_MAX + 1];
+	cn_rollout_state st;
+	bool resolved;          /* prev looked up in the history */
+	uint64_t prev;          /* P; 0: no earlier version, V runs everywhere */
+	cn_jobspec *prev_spec;  /* P's spec while P may still run, else NULL */
+	bool live;              /* V is the winner (this tick) */
+	uint16_t saved_done;    /* what the store holds */
+	bool saved_reverted;
+	/* from the last tick, for status and reports */
+	uint32_t n_stages, canary, max_parallel;
+	bool paused, settled_here, failed_here;
+	/* First seen in this agent's first placement with nothing stored: the
+	 * version ran before this agent (or this code) knew of a rollout, so
+	 * it counts as complete, unpublished, unless a member reports it. */
+	bool baseline;
+} roll;
+
+/* A local instance up (running or healthy) at one version since when. */
+typedef struct up_rec {
+	char job[CN_JOB_NAME_MAX + 1];
+	uint32_t replica;
+	pid_t pid;
+	uint64_t version;
+	uint64_t since_ms;
+	uint8_t state;
+	uint32_t failures_in_row;
+} up_rec;
 
 struct cn_workloads {
 	cn_rt *rt;
@@ -39,6 +76,17 @@ struct cn_workloads {
 	uint64_t next_place_ms;
 	char self[CN_NAME_MAX + 1];
 	uint64_t placements, place_errors, desired_changes, wants_dropped;
+	/* staged rollouts */
+	cn_kv *roll_kv;
+	roll *rolls;
+	size_t n_rolls;
+	up_rec *up, *up_next;   /* every local instance with a process */
+	size_t n_up;
+	cn_rt_info *infos;
+	uint64_t rolls_dropped, rollout_steps, rollout_reverts;
+	size_t n_infos;
+	bool *settled;          /* scratch, CN_JOB_REPLICAS_MAX */
+	bool placed_once;
 };
 
 /* ---- the runtime's record store on LMDB ---- */
@@ -64,6 +112,78 @@ static void rt_log(void *ctx, const char *line)
 	cn_agent_log("runtime: %s", line);
 }
 
+/* ---- rollout state in the store ----
+ * Database "rollout": key "%016llx/NAME" (V in hex, the job name), value
+ * done (u16 little-endian) and flags (CN_ROLLOUT_REVERTED), so progress and
+ * reverts survive agent restarts. */
+
+static void roll_key(const roll *r, char *key, size_t cap)
+{
+	snprintf(key, cap, "%016llx/%s", (unsigned long long)r->st.version, r->name);
+}
+
+static roll *roll_add(cn_workloads *w, const char *name, uint64_t version)
+{
+	if (w->n_rolls == ROLLS_MAX) {
+		/* Full: forget the oldest reverted entry that is not current. */
+		size_t victim = ROLLS_MAX;
+		for (size_t i = 0; i < w->n_rolls; i++)
+			if (!w->rolls[i].live && (victim == ROLLS_MAX ||
+						  w->rolls[i].st.version < w->rolls[victim].st.version))
+				victim = i;
+		if (victim == ROLLS_MAX) {
+			w->rolls_dropped++;
+			return NULL;
+		}
+		char key[CN_JOB_NAME_MAX + 24];
+		roll_key(&w->rolls[victim], key, sizeof key);
+		(void)cn_kv_del(w->roll_kv, key);
+		free(w->rolls[victim].prev_spec);
+		w->rolls[victim] = w->rolls[--w->n_rolls];
+	}
+	roll *r = &w->rolls[w->n_rolls++];
+	memset(r, 0, sizeof *r);
+	snprintf(r->name, sizeof r->name, "%s", name);
+	r->st.job_hash = cn_rollout_job_hash(name);
+	r->st.version = version;
+	return r;
+}
+
+static int roll_load_cb(void *arg, const char *key, const uint8_t *val, size_t len)
+{
+	cn_workloads *w = arg;
+	char *end = NULL;
+	unsigned long long v = strtoull(key, &end, 16);
+	if (len != ROLL_VAL_LEN || end != key + 16 || *end != '/' || end[1] == 0 ||
+	    strlen(end + 1) > CN_JOB_NAME_MAX || w->n_rolls == ROLLS_MAX)
+		return 0; /* not ours, or too many: skipped */
+	roll *r = roll_add(w, end + 1, v);
+	if (r == NULL)
+		return 0;
+	r->st.done = (uint16_t)(val[0] | val[1] << 8);
+	r->st.reverted = (val[2] & CN_ROLLOUT_REVERTED) != 0;
+	r->saved_done = r->st.done;
+	r->saved_reverted = r->st.reverted;
+	return 0;
+}
+
+static void roll_save(cn_workloads *w, roll *r)
+{
+	if (r->st.done == r->saved_done && r->st.reverted == r->saved_reverted)
+		return;
+	char key[CN_JOB_NAME_MAX + 24];
+	roll_key(r, key, sizeof key);
+	uint8_t val[ROLL_VAL_LEN] = {(uint8_t)(r->st.done & 0xff), (uint8_t)(r->st.done >> 8),
+				     r->st.reverted ? CN_ROLLOUT_REVERTED : 0};
+	int rc = cn_kv_put(w->roll_kv, key, val, sizeof val);
+	if (rc != 0) {
+		cn_agent_log("rollout %s: cannot save its state: %s", r->name, cn_strerror(rc));
+		return;
+	}
+	r->saved_done = r->st.done;
+	r->saved_reverted = r->st.reverted;
+}
+
 int cn_workloads_open(cn_agent *a, uint64_t now_ms, cn_workloads **out, char *err, size_t errcap)
 {
 	cn_workloads *w = calloc(1, sizeof *w);
@@ -74,14 +194,26 @@ int cn_workloads_open(cn_agent *a, uint64_t now_ms, cn_workloads **out, char *er
 	w->given_job = malloc(WANTS_MAX * sizeof *w->given_job);
 	w->given_replica = malloc(WANTS_MAX * sizeof *w->given_replica);
 	w->given_version = malloc(WANTS_MAX * sizeof *w->given_version);
+	w->rolls = calloc(ROLLS_MAX, sizeof *w->rolls);
+	w->up = malloc(WANTS_MAX * sizeof *w->up);
+	w->up_next = malloc(WANTS_MAX * sizeof *w->up_next);
+	w->infos = malloc(WANTS_MAX * sizeof *w->infos);
+	w->settled = malloc(CN_JOB_REPLICAS_MAX * sizeof *w->settled);
 	int rc = CN_ENOMEM;
 	if (w->wants == NULL || w->given_job == NULL || w->given_replica == NULL ||
-	    w->given_version == NULL || cn_placer_new(&w->placer) != 0) {
+	    w->given_version == NULL || w->rolls == NULL || w->up == NULL || w->up_next == NULL ||
+	    w->infos == NULL || w->settled == NULL || cn_placer_new(&w->placer) != 0) {
 		snprintf(err, errcap, "out of memory");
 		goto fail;
 	}
 	if ((rc = cn_kv_open(a->store, "runtime", &w->kv)) != 0) {
 		snprintf(err, errcap, "cannot open the runtime records in the store: %s",
+			 cn_strerror(rc));
+		goto fail;
+	}
+	if ((rc = cn_kv_open(a->store, "rollout", &w->roll_kv)) != 0 ||
+	    (rc = cn_kv_scan(w->roll_kv, roll_load_cb, w)) != 0) {
+		snprintf(err, errcap, "cannot read the rollout state in the store: %s",
 			 cn_strerror(rc));
 		goto fail;
 	}
@@ -110,6 +242,14 @@ void cn_workloads_close(cn_workloads *w)
 		return;
 	cn_rt_free(w->rt);
 	cn_kv_close(w->kv);
+	cn_kv_close(w->roll_kv);
+	for (size_t i = 0; w->rolls != NULL && i < w->n_rolls; i++)
+		free(w->rolls[i].prev_spec);
+	free(w->rolls);
+	free(w->up);
+	free(w->up_next);
+	free(w->infos);
+	free(w->settled);
 	cn_placer_free(w->placer);
 	if (w->have_res)
 		cn_place_result_free(&w->res);
@@ -120,6 +260,336 @@ void cn_workloads_close(cn_workloads *w)
 	free(w->given_replica);
 	free(w->given_version);
 	free(w);
+}
+
+/* ---- staged rollouts (agent/rollout.h, docs/rollouts.md) ---- */
+
+static roll *roll_find(cn_workloads *w, const char *name, uint64_t version)
+{
+	for (size_t i = 0; i < w->n_rolls; i++)
+		if (w->rolls[i].st.version == version && strcmp(w->rolls[i].name, name) == 0)
+			return &w->rolls[i];
+	return NULL;
+}
+
+/* The rollout of job `name`'s current winner, or NULL. */
+static roll *roll_live(cn_workloads *w, const char *name)
+{
+	for (size_t i = 0; i < w->n_rolls; i++)
+		if (w->rolls[i].live && strcmp(w->rolls[i].name, name) == 0)
+			return &w->rolls[i];
+	return NULL;
+}
+
+typedef struct prev_ctx {
+	cn_workloads *w;
+	uint64_t version;       /* V */
+	uint8_t v_hash[CN_DOC_HASH_BYTES];
+	bool have_v_hash;
+	uint64_t best;
+	uint8_t *body;
+	uint32_t body_len;
+	int rc;
+} prev_ctx;
+
+static int prev_hash_cb(void *arg, const cn_doc *d)
+{
+	prev_ctx *c = arg;
+	if (d->version == c->version && !d->deleted) {
+		memcpy(c->v_hash, d->body_hash, sizeof c->v_hash);
+		c->have_v_hash = true;
+	}
+	return 0;
+}
+
+static int prev_pick_cb(void *arg, const cn_doc *d)
+{
+	prev_ctx *c = arg;
+	if (d->deleted || d->version >= c->version || d->version <= c->best || d->body_len == 0 ||
+	    d->body_len > CN_JOB_DOC_MAX)
+		return 0;
+	if (c->have_v_hash && memcmp(d->body_hash, c->v_hash, sizeof c->v_hash) == 0)
+		return 0; /* same body: nothing to roll from */
+	const roll *old = roll_find(c->w, d->name, d->version);
+	if (old != NULL && old->st.reverted)
+		return 0; /* a reverted version never ran everywhere: look further back */
+	uint8_t *b = realloc(c->body, d->body_len);
+	if (b == NULL) {
+		c->rc = CN_ENOMEM;
+		return 0;
+	}
+	memcpy(b, d->body, d->body_len);
+	c->body = b;
+	c->body_len = d->body_len;
+	c->best = d->version;
+	return 0;
+}
+
+/* P for r from the policy history: the newest kept version before V, not
+ * a tombstone, with another body, not reverted. None: prev = 0. */
+static void roll_resolve(cn_workloads *w, cn_agent *a, roll *r)
+{
+	r->resolved = true;
+	r->prev = 0;
+	free(r->prev_spec);
+	r->prev_spec = NULL;
+	if (a->policy == NULL)
+		return;
+	prev_ctx c = {.w = w, .version = r->st.version};
+	(void)cn_policy_history(a->policy, "job", r->name, prev_hash_cb, &c);
+	(void)cn_policy_history(a->policy, "job", r->name, prev_pick_cb, &c);
+	if (c.best != 0 && c.rc == 0) {
+		cn_sched_jobs tmp = {0};
+		r->prev_spec = malloc(sizeof *r->prev_spec);
+		if (r->prev_spec != NULL &&
+		    cn_sched_jobs_add(&tmp, r->name, c.best, c.body, c.body_len, false, NULL) == 0) {
+			*r->prev_spec = tmp.v[0].spec;
+			r->prev = c.best;
+		} else {
+			free(r->prev_spec);
+			r->prev_spec = NULL;
+		}
+		cn_sched_jobs_free(&tmp);
+	}
+	free(c.body);
+}
+
+static bool up_state(uint8_t st)
+{
+	return st == CN_RT_RUNNING || st == CN_RT_HEALTHY;
+}
+
+static const up_rec *up_find(const cn_workloads *w, const char *job, uint32_t replica)
+{
+	for (size_t i = 0; i < w->n_up; i++)
+		if (w->up[i].replica == replica && strcmp(w->up[i].job, job) == 0)
+			return &w->up[i];
+	return NULL;
+}
+
+/* Every local instance, with how long it has been up at its version. */
+static void observe(cn_workloads *w, uint64_t now_ms)
+{
+	size_t n = cn_rt_list(w->rt, w->infos, WANTS_MAX);
+	if (n > WANTS_MAX)
+		n = WANTS_MAX;
+	w->n_infos = n;
+	for (size_t i = 0; i < n; i++) {
+		const cn_rt_info *in = &w->infos[i];
+		up_rec *u = &w->up_next[i];
+		const up_rec *old = up_find(w, in->job, in->replica);
+		memcpy(u->job, in->job, sizeof u->job);
+		u->replica = in->replica;
+		u->pid = in->pid;
+		u->version = in->version;
+		u->state = in->state;
+		u->failures_in_row = in->failures_in_row;
+		bool same = old != NULL && up_state(old->state) && old->pid == in->pid &&
+			    old->version == in->version;
+		u->since_ms = same ? old->since_ms : now_ms;
+	}
+	up_rec *t = w->up;
+	w->up = w->up_next;
+	w->up_next = t;
+	w->n_up = n;
+}
+
+static bool member_alive(const cn_member *m)
+{
+	return m->state == CN_STATE_ALIVE || m->state == CN_STATE_SUSPECT;
+}
+
+static const cn_member *view_member(const cn_workloads *w, const char *name)
+{
+	for (size_t i = 0; i < w->view.n; i++)
+		if (strcmp(w->view.in[i].name, name) == 0)
+			return &w->view.members[i];
+	return NULL;
+}
+
+static const cn_rollout_report *report_of(const cn_member *m, const roll *r)
+{
+	for (unsigned i = 0; m != NULL && i < m->meta.n_rollout && i < CN_ROLLOUT_REPORTS_MAX; i++)
+		if (m->meta.rollout[i].job_hash == r->st.job_hash &&
+		    m->meta.rollout[i].version == r->st.version)
+			return &m->meta.rollout[i];
+	return NULL;
+}
+
+/* One job's rollout, every placement: merge the reports, judge this
+ * agent's replicas, revert or pause on failure, advance, save. */
+static void roll_step(cn_workloads *w, cn_agent *a, const cn_place_job_out *jo,
+		      const cn_sched_job *sj, bool first, uint64_t now_ms)
+{
+	roll *r = roll_find(w, jo->name, sj->version);
+	if (r == NULL) {
+		r = roll_add(w, jo->name, sj->version);
+		if (r == NULL)
+			return; /* table full: V runs everywhere */
+		r->baseline = first;
+	}
+	const cn_jobspec *sp = &sj->spec;
+	r->live = true;
+	r->canary = sp->update_canary;
+	r->max_parallel = sp->update_max_parallel ? sp->update_max_parallel : 1;
+	uint32_t n = jo->n_placed < CN_JOB_REPLICAS_MAX ? jo->n_placed : CN_JOB_REPLICAS_MAX;
+	r->n_stages = cn_rollout_stages(n, r->canary, r->max_parallel);
+	bool complete = r->st.done == CN_ROLLOUT_DONE_ALL && !r->st.reverted;
+	if (!r->resolved || (!complete && r->prev != 0 && r->prev_spec == NULL))
+		roll_resolve(w, a, r);
+	if (r->prev == 0)
+		return;
+	bool failed_elsewhere = false, heard = false;
+	for (size_t i = 0; i < w->view.n; i++) {
+		const cn_member *m = &w->view.members[i];
+		const cn_rollout_report *rep = report_of(m, r);
+		if (rep == NULL)
+			continue;
+		heard = true;
+		cn_rollout_merge(&r->st, rep);
+		if ((rep->flags & CN_ROLLOUT_FAILED) && member_alive(m) &&
+		    strcmp(m->name, w->self) != 0)
+			failed_elsewhere = true;
+	}
+	if (r->baseline && heard)
+		r->baseline = false; /* the fleet knows this rollout: follow it */
+	if (r->baseline)
+		r->st.done = CN_ROLLOUT_DONE_ALL;
+	r->failed_here = false;
+	for (uint32_t x = 0; x < n; x++) {
+		const char *host = w->res.members[w->res.slots[jo->first + x]].name;
+		uint32_t stage = cn_rollout_stage(x, r->canary, r->max_parallel);
+		if (strcmp(host, w->self) == 0) {
+			const up_rec *u = up_find(w, jo->name, x);
+			bool at_v = u != NULL && u->version == r->st.version;
+			w->settled[x] = at_v && up_state(u->state) &&
+					now_ms - u->since_ms >= sp->update_healthy_for_ms;
+			if (at_v && (u->state == CN_RT_FAILED || u->state == CN_RT_UNHEALTHY ||
+				     u->failures_in_row >= CN_ROLLOUT_FAIL_RESTARTS))
+				r->failed_here = true;
+		} else {
+			const cn_member *m = view_member(w, host);
+			const cn_rollout_report *rep = report_of(m, r);
+			w->settled[x] = m != NULL && member_alive(m) && rep != NULL &&
+					(rep->flags & CN_ROLLOUT_SETTLED) && rep->done_stage >= stage;
+		}
+	}
+	complete = r->st.done == CN_ROLLOUT_DONE_ALL && !r->st.reverted;
+	if (r->failed_here && !complete && sp->update_auto_revert && !r->st.reverted) {
+		r->st.reverted = true;
+		w->rollout_reverts++;
+		cn_agent_log("rollout %s: version %llu failed here; reverting the fleet to %llu",
+			     r->name, (unsigned long long)r->st.version,
+			     (unsigned long long)r->prev);
+	}
+	r->paused = !sp->update_auto_revert && !complete && (r->failed_here || failed_elsewhere);
+	uint16_t was = r->st.done;
+	if (cn_rollout_advance(&r->st, w->settled, n, r->canary, r->max_parallel, r->paused)) {
+		w->rollout_steps++;
+		if (r->st.done == CN_ROLLOUT_DONE_ALL)
+			cn_agent_log("rollout %s: version %llu complete", r->name,
+				     (unsigned long long)r->st.version);
+		else
+			cn_agent_log("rollout %s: version %llu stage %u of %u (from %u)", r->name,
+				     (unsigned long long)r->st.version, r->st.done + 1, r->n_stages,
+				     was + 1);
+	}
+	r->settled_here = true;
+	for (uint32_t x = 0; x < n; x++)
+		if (strcmp(w->res.members[w->res.slots[jo->first + x]].name, w->self) == 0 &&
+		    cn_rollout_runs_new(&r->st, x, r->canary, r->max_parallel) && !w->settled[x])
+			r->settled_here = false;
+	if (!r->baseline)
+		roll_save(w, r);
+	if (r->st.done == CN_ROLLOUT_DONE_ALL && !r->st.reverted) {
+		free(r->prev_spec); /* every replica runs V now */
+		r->prev_spec = NULL;
+	}
+}
+
+static void rollouts_step(cn_workloads *w, cn_agent *a, uint64_t now_ms)
+{
+	bool first = !w->placed_once;
+	w->placed_once = true;
+	observe(w, now_ms);
+	for (size_t i = 0; i < w->n_rolls; i++)
+		w->rolls[i].live = false;
+	for (size_t k = 0; k < w->res.n_jobs; k++) {
+		const cn_place_job_out *jo = &w->res.jobs[k];
+		const cn_sched_job *sj = NULL;
+		for (size_t i = 0; i < w->jobs.n && sj == NULL; i++)
+			if (strcmp(w->jobs.v[i].name, jo->name) == 0)
+				sj = &w->jobs.v[i];
+		if (sj != NULL)
+			roll_step(w, a, jo, sj, first, now_ms);
+	}
+	/* Forget what is no longer current, except reverts (see roll). */
+	for (size_t i = 0; a->policy != NULL && i < w->n_rolls;) {
+		roll *r = &w->rolls[i];
+		if (r->live || r->st.reverted) {
+			i++;
+			continue;
+		}
+		char key[CN_JOB_NAME_MAX + 24];
+		roll_key(r, key, sizeof key);
+		(void)cn_kv_del(w->roll_kv, key);
+		free(r->prev_spec);
+		w->rolls[i] = w->rolls[--w->n_rolls];
+	}
+}
+
+/* Which version each of this agent's replicas runs: P before its stage
+ * and after a revert. */
+static void rollouts_wants(cn_workloads *w)
+{
+	for (size_t i = 0; i < w->n_wants; i++) {
+		cn_rt_want *wt = &w->wants[i];
+		const roll *r = roll_live(w, wt->job);
+		if (r == NULL || r->prev == 0 || r->prev_spec == NULL ||
+		    cn_rollout_runs_new(&r->st, wt->replica, r->canary, r->max_parallel))
+			continue;
+		wt->version = r->prev;
+		wt->spec = r->prev_spec;
+	}
+}
+
+static int roll_newer_first(const void *x, const void *y)
+{
+	const roll *a = *(const roll *const *)x, *b = *(const roll *const *)y;
+	return a->st.version > b->st.version ? -1 : a->st.version < b->st.version ? 1 : 0;
+}
+
+/* Our reports into our metadata: the newest CN_ROLLOUT_REPORTS_MAX live
+ * rollouts (what fits the metadata budget). */
+static void rollouts_publish(cn_workloads *w, cn_agent *a, uint64_t now_ms)
+{
+	const roll *pick[ROLLS_MAX];
+	size_t n = 0;
+	for (size_t i = 0; i < w->n_rolls; i++)
+		if (w->rolls[i].live && w->rolls[i].prev != 0 && !w->rolls[i].baseline)
+			pick[n++] = &w->rolls[i];
+	qsort(pick, n, sizeof pick[0], roll_newer_first);
+	if (n > CN_ROLLOUT_REPORTS_MAX)
+		n = CN_ROLLOUT_REPORTS_MAX;
+	cn_member self;
+	cn_node_self(a->node, &self);
+	cn_meta m = self.meta;
+	memset(m.rollout, 0, sizeof m.rollout);
+	m.n_rollout = (uint8_t)n;
+	for (size_t i = 0; i < n; i++) {
+		const roll *r = pick[i];
+		m.rollout[i] = (cn_rollout_report){
+			r->st.version, r->st.job_hash, r->st.done,
+			(uint8_t)((r->settled_here ? CN_ROLLOUT_SETTLED : 0) |
+				  (r->failed_here ? CN_ROLLOUT_FAILED : 0) |
+				  (r->st.reverted ? CN_ROLLOUT_REVERTED : 0)),
+			0};
+	}
+	cn_meta_rollout_fit(&m);
+	if (m.n_rollout == self.meta.n_rollout &&
+	    memcmp(m.rollout, self.meta.rollout, sizeof m.rollout) == 0)
+		return;
+	(void)cn_node_set_meta(a->node, &m, now_ms);
 }
 
 /* ---- placement ---- */
@@ -164,6 +634,9 @@ static void place(cn_workloads *w, cn_agent *a, uint64_t now_ms)
 		n = WANTS_MAX;
 	}
 	w->n_wants = n;
+	rollouts_step(w, a, now_ms);
+	rollouts_wants(w);
+	rollouts_publish(w, a, now_ms);
 	if (!wants_changed(w))
 		return;
 	rc = cn_rt_set_desired(w->rt, w->wants, w->n_wants, now_ms);
@@ -362,6 +835,97 @@ static int cmd_job_status(cn_workloads *w, cn_agent *a, const char *name, bool j
 	return 0;
 }
 
+/* rollout-status NAME: the rollout of NAME's current version as this
+ * agent knows it (its merge of every member's report). */
+static int cmd_rollout_status(cn_workloads *w, cn_agent *a, const char *name, bool json)
+{
+	const cn_place_job_out *jo = w->have_res ? cn_place_result_job(&w->res, name) : NULL;
+	const roll *r = roll_live(w, name);
+	if (jo == NULL || r == NULL) {
+		cn_buf_printf(&a->reply, "no job named '%s' (canopy jobs lists them)\n", name);
+		return CN_ENOENT;
+	}
+	bool staged = r->prev != 0 && !r->baseline;
+	uint32_t n = jo->n_placed;
+	uint32_t stages = staged ? r->n_stages : (n > 0);
+	uint32_t stage = !staged || r->st.done == CN_ROLLOUT_DONE_ALL ? stages
+			 : r->st.done < stages ? r->st.done
+			 : stages;
+	cn_rollout_state st = r->st;
+	if (!staged)
+		st.done = CN_ROLLOUT_DONE_ALL;
+	const char *state = cn_rollout_state_name(&st, stages, r->paused);
+	cn_json j;
+	if (json) {
+		cn_json_init(&j, &a->reply);
+		cn_json_obj_begin(&j);
+		cn_json_kv_str(&j, "name", r->name);
+		cn_json_kv_u64(&j, "version", r->st.version);
+		cn_json_kv_u64(&j, "previous", staged ? r->prev : 0);
+		cn_json_kv_u64(&j, "stage", stage);
+		cn_json_kv_u64(&j, "stages", stages);
+		cn_json_kv_str(&j, "state", state);
+		cn_json_kv_u64(&j, "canary", r->canary);
+		cn_json_kv_u64(&j, "max_parallel", r->max_parallel);
+		cn_json_key(&j, "replicas");
+		cn_json_arr_begin(&j);
+	} else {
+		cn_buf_printf(&a->reply, "rollout %s: version %llu", r->name,
+			      (unsigned long long)r->st.version);
+		if (staged)
+			cn_buf_printf(&a->reply, " from %llu", (unsigned long long)r->prev);
+		else
+			cn_buf_puts(&a->reply, " (no earlier version to roll from: runs everywhere)");
+		if (!strcmp(state, "in_progress"))
+			cn_buf_printf(&a->reply, "\nstate: in progress (stage %u of %u)\n", stage + 1,
+				      stages);
+		else if (!strcmp(state, "paused"))
+			cn_buf_printf(&a->reply, "\nstate: paused at stage %u of %u (a replica failed; "
+						 "auto_revert is off)\n", stage + 1, stages);
+		else
+			cn_buf_printf(&a->reply, "\nstate: %s\n", state);
+		cn_buf_printf(&a->reply, "canary %u, max_parallel %u, %u stage%s\n", r->canary,
+			      r->max_parallel, stages, stages == 1 ? "" : "s");
+		cn_buf_printf(&a->reply, "  %-8s %-24s %-6s %-20s %s\n", "REPLICA", "MEMBER", "STAGE",
+			      "VERSION", "REPORT");
+	}
+	for (uint32_t x = 0; x < n; x++) {
+		const char *member = w->res.members[w->res.slots[jo->first + x]].name;
+		uint32_t xs = staged ? cn_rollout_stage(x, r->canary, r->max_parallel) : 0;
+		uint64_t ver = staged && !cn_rollout_runs_new(&r->st, x, r->canary, r->max_parallel)
+				       ? r->prev
+				       : r->st.version;
+		bool settled, failed;
+		if (strcmp(member, w->self) == 0) {
+			settled = r->settled_here;
+			failed = r->failed_here;
+		} else {
+			const cn_rollout_report *rep = report_of(view_member(w, member), r);
+			settled = rep != NULL && (rep->flags & CN_ROLLOUT_SETTLED);
+			failed = rep != NULL && (rep->flags & CN_ROLLOUT_FAILED);
+		}
+		if (json) {
+			cn_json_obj_begin(&j);
+			cn_json_kv_u64(&j, "replica", x);
+			cn_json_kv_str(&j, "member", member);
+			cn_json_kv_u64(&j, "stage", xs);
+			cn_json_kv_u64(&j, "version", ver);
+			cn_json_kv_bool(&j, "settled", settled);
+			cn_json_kv_bool(&j, "failed", failed);
+			cn_json_obj_end(&j);
+		} else {
+			cn_buf_printf(&a->reply, "  %-8u %-24s %-6u %-20llu %s%s\n", x, member, xs,
+				      (unsigned long long)ver, settled ? "settled" : "-",
+				      failed ? " failed" : "");
+		}
+	}
+	if (json) {
+		cn_json_arr_end(&j);
+		cn_json_obj_end(&j);
+	}
+	return 0;
+}
+
 static int unhex(const char *s, size_t len, uint8_t *out, size_t cap)
 {
 	if (len % 2 != 0 || len / 2 > cap)
@@ -540,6 +1104,12 @@ int cn_workloads_admin(cn_workloads *w, cn_agent *a, const cn_admin_req *req, bo
 			return CN_EINVAL;
 		return cmd_job_status(w, a, name, json);
 	}
+	if (strcmp(req->cmd, "rollout-status") == 0) {
+		char name[CN_JOB_NAME_MAX + 1];
+		if (req->n_args != 1 || !arg_copy(req, 0, name, sizeof name))
+			return CN_EINVAL;
+		return cmd_rollout_status(w, a, name, json);
+	}
 	if (strcmp(req->cmd, "plan") == 0)
 		return cmd_plan(w, a, req, json);
 	if (strcmp(req->cmd, "logs") == 0) {
@@ -564,6 +1134,8 @@ size_t cn_workloads_counters(const cn_workloads *w, cn_workloads_counter *out, s
 		{"placements", w->placements},
 		{"placement_errors", w->place_errors},
 		{"placement_changes", w->desired_changes},
+		{"rollout_steps", w->rollout_steps},
+		{"rollout_reverts", w->rollout_reverts},
 	};
 	size_t n = sizeof all / sizeof all[0];
 	if (n > cap)

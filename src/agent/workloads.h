@@ -9,9 +9,14 @@
  * stops every workload (the fleet places them elsewhere); a crash or
  * SIGKILL of the agent leaves them running for the next agent to adopt.
  *
+ * A new job version rolls out in stages (agent/rollout.h, docs/rollouts.md):
+ * each replica runs the previous or the new version by its stage; progress
+ * is gossiped in this member's metadata and kept in database "rollout".
+ *
  * Admin commands (CLI in cli/jobs.c):
  *   jobs                   placement of every job, and this agent's instances
  *   job-status NAME        where each replica of NAME runs, its state here
+ *   rollout-status NAME    the staged rollout of NAME's current version
  *   plan NAME B64SPEC ...  placement with these job specs added or replaced
  *   logs JOB [REPLICA]     the tail of this agent's log files of JOB */
 #ifndef CN_AGENT_WORKLOADS_H

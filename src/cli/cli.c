@@ -57,6 +57,7 @@ void cn_cli_usage(void)
 	      "  audit [--verify] [--json]        who changed what, where, when\n"
 	      "  jobs [--json]                    placement of every job; instances here\n"
 	      "  job status NAME [--json]         where each replica runs, its state\n"
+	      "  rollout status NAME [--json]     staged rollout of NAME's version: stage, replicas\n"
 	      "  plan -f FILE [--json]            where the file's jobs would run, what\n"
 	      "                                   would move (nothing is applied)\n"
 	      "  logs JOB [REPLICA]               output of this device's replicas of JOB\n"
@@ -846,6 +847,12 @@ int cn_cli_main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		return call(&o, "job-status", args + 1, 1);
+	} else if (!strcmp(cmd, "rollout")) {
+		if (n_args != 2 || strcmp(args[0], "status") != 0) {
+			fprintf(stderr, "canopy: usage: canopy rollout status NAME [--json]\n");
+			return EXIT_USAGE;
+		}
+		return call(&o, "rollout-status", args + 1, 1);
 	} else if (!strcmp(cmd, "logs")) {
 		if (n_args < 1 || n_args > 2) {
 			fprintf(stderr, "canopy: usage: canopy logs JOB [REPLICA]\n");
