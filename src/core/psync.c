@@ -1047,7 +1047,8 @@ static int serve_sync(cn_psync *s, cn_mp_reader *r, uint32_t n_fields, uint8_t *
 		free(c.v);
 		return rc;
 	}
-	qsort(c.v, c.n, sizeof *c.v, by_bucket);
+	if (c.n > 1) /* qsort's pointer must not be NULL, even for 0 items */
+		qsort(c.v, c.n, sizeof *c.v, by_bucket);
 	/* Cut at a bucket boundary at most LIST_MAX names in; a single bucket
 	 * bigger than that is cut inside and finished by the next SYNC round. */
 	uint32_t take = c.n, next = CN_POLICY_BUCKETS;
@@ -1175,7 +1176,8 @@ static int serve_audit(cn_psync *s, cn_mp_reader *r, uint32_t n_fields, uint8_t 
 		free(heads);
 		return rc;
 	}
-	qsort(heads, n, sizeof *heads, by_node);
+	if (n > 1)
+		qsort(heads, n, sizeof *heads, by_node);
 	/* Count first, then write: the array header needs the count. */
 	audit_ctx c = {heads, n, NULL, 0, false};
 	if ((rc = cn_policy_audit_list(s->p, audit_cb, &c)) != 0) {
