@@ -173,7 +173,7 @@ static int write_file_atomic(const char *path, const void *data, size_t len, mod
 static int load_keyring(cn_agent *a)
 {
 	char text[8192], err[256];
-	size_t len;
+	size_t len = 0;
 	int rc = read_file(a->keyring_path, text, sizeof text - 1, &len);
 	if (rc != 0) {
 		cn_agent_log("error: cannot read key ring %s: %s%s", a->keyring_path, strerror(-rc),
@@ -914,7 +914,7 @@ static int open_udp(cn_agent *a)
 
 static int listen_ipc(nng_socket s, const char *path, unsigned mode)
 {
-	char url[CN_PATH_MAX + 16];
+	char url[CN_PATH_MAX + 32];
 	nng_listener l;
 	snprintf(url, sizeof url, "ipc://%s", path);
 	/* A socket file left by a killed agent would block the listener. Any

@@ -70,7 +70,7 @@ static bool find(const cn_idmap *m, uint32_t key, uint32_t *at)
 int cn_idmap_put(cn_idmap *m, uint32_t key, uint32_t val)
 {
 	assert(key < UINT32_MAX);
-	uint32_t at;
+	uint32_t at = 0;
 	if (find(m, key, &at)) {
 		m->slots[at].val = val;
 		return 0;
@@ -90,7 +90,7 @@ int cn_idmap_put(cn_idmap *m, uint32_t key, uint32_t val)
 
 bool cn_idmap_get(const cn_idmap *m, uint32_t key, uint32_t *val)
 {
-	uint32_t at;
+	uint32_t at = 0;
 	if (!find(m, key, &at))
 		return false;
 	*val = m->slots[at].val;
@@ -120,7 +120,7 @@ static void shift_back(cn_idmap *m, uint32_t hole)
 
 bool cn_idmap_del(cn_idmap *m, uint32_t key)
 {
-	uint32_t at;
+	uint32_t at = 0;
 	if (!find(m, key, &at))
 		return false;
 	shift_back(m, at);

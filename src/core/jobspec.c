@@ -357,8 +357,8 @@ static int read_resources(struct dec *d)
 	uint32_t n, seen = 0;
 	int rc = read_map(d, &n, 16);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
+		int k = -1;
+		size_t old = 0;
 		rc = next_key(d, keys, 3, &seen, &k, &old);
 		if (rc == 0 && k == 0)
 			rc = read_uint(d, &s->cpu_millis, 0, 1024 * 1000);
@@ -380,9 +380,9 @@ static int read_constraint(struct dec *d, cn_job_constraint *c)
 	uint32_t n, seen = 0;
 	int rc = read_map(d, &n, 8);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
-		uint8_t op;
+		int k = -1;
+		size_t old = 0;
+		uint8_t op = 0;
 		uint32_t nv;
 		rc = next_key(d, keys, 5, &seen, &k, &old);
 		if (rc)
@@ -466,8 +466,8 @@ static int read_near(struct dec *d)
 	uint32_t n, seen = 0;
 	int rc = read_map(d, &n, 4);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
+		int k = -1;
+		size_t old = 0;
 		rc = next_key(d, keys, 2, &seen, &k, &old);
 		if (rc == 0 && k == 0)
 			rc = read_text(d, &s->near_label, CN_LABEL_KEY_MAX, CS_LABEL);
@@ -490,8 +490,8 @@ static int read_restart(struct dec *d)
 	uint32_t n, seen = 0, nb;
 	int rc = read_map(d, &n, 4);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
+		int k = -1;
+		size_t old = 0;
 		rc = next_key(d, keys, 2, &seen, &k, &old);
 		if (rc == 0 && k == 0) {
 			rc = read_enum(d, policies, 3, &s->restart_policy);
@@ -520,8 +520,8 @@ static int read_health(struct dec *d)
 	uint32_t n, seen = 0, port = 0;
 	int rc = read_map(d, &n, 8);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
+		int k = -1;
+		size_t old = 0;
 		rc = next_key(d, keys, 6, &seen, &k, &old);
 		if (rc)
 			break;
@@ -576,8 +576,8 @@ static int read_update(struct dec *d)
 	uint32_t n, seen = 0;
 	int rc = read_map(d, &n, 8);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
+		int k = -1;
+		size_t old = 0;
 		rc = next_key(d, keys, 4, &seen, &k, &old);
 		if (rc == 0 && k == 0)
 			rc = read_uint(d, &s->update_max_parallel, 1, CN_JOB_PARALLEL_MAX);
@@ -646,8 +646,8 @@ static int read_spec(struct dec *d)
 	static_assert(F_COUNT_ <= 32, "seen is a 32-bit mask");
 	int rc = read_map(d, &n, 64);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
+		int k = -1;
+		size_t old = 0;
 		rc = next_key(d, spec_keys, F_COUNT_, &seen, &k, &old);
 		if (rc == 0)
 			rc = read_spec_field(d, k);
@@ -695,8 +695,8 @@ int cn_jobspec_decode(const uint8_t *buf, size_t len, bool strict, cn_jobspec *o
 	uint32_t n, seen = 0;
 	int rc = read_map(&d, &n, 16);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		int k;
-		size_t old;
+		int k = -1;
+		size_t old = 0;
 		rc = next_key(&d, keys, 3, &seen, &k, &old);
 		if (rc == 0 && k == 0) {
 			uint8_t kind;
