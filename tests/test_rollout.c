@@ -68,6 +68,15 @@ START_TEST(advance_only_when_settled)
 	memset(settled, 0, sizeof settled);
 	ck_assert(!cn_rollout_advance(&s, settled, 4, 1, 2, false));
 	ck_assert_uint_eq(s.done, CN_ROLLOUT_DONE_ALL);
+	/* a view with fewer replicas placed than stages known done (an agent
+	 * just restarted, alone): nothing completes */
+	cn_rollout_state few = {7, 100, 2, false};
+	bool all_settled[4] = {true, true, true, true};
+	ck_assert(!cn_rollout_advance(&few, all_settled, 1, 1, 2, false));
+	ck_assert_uint_eq(few.done, 2);
+	ck_assert(cn_rollout_runs_new(&few, 0, 1, 2));
+	ck_assert(cn_rollout_advance(&few, all_settled, 4, 1, 2, false)); /* full view again */
+	ck_assert_uint_eq(few.done, CN_ROLLOUT_DONE_ALL);
 	/* no replicas placed: nothing completes */
 	cn_rollout_state e = {7, 100, 0, false};
 	ck_assert(!cn_rollout_advance(&e, settled, 0, 1, 2, false));

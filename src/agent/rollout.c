@@ -49,8 +49,12 @@ bool cn_rollout_advance(cn_rollout_state *s, const bool *settled, uint32_t n, ui
 {
 	uint16_t was = s->done;
 	uint32_t stages = cn_rollout_stages(n, canary, max_parallel);
-	if (s->reverted || paused || s->done == CN_ROLLOUT_DONE_ALL || n == 0)
-		return false; /* no replicas placed: nothing to judge */
+	/* Nothing to judge with no replicas placed, nor when fewer stages are
+	 * placed than are known done (a view that sees few members, e.g.
+	 * just after a restart): completing here would complete the
+	 * rollout for the whole fleet. */
+	if (s->reverted || paused || s->done == CN_ROLLOUT_DONE_ALL || n == 0 || s->done >= stages)
+		return false;
 	/* Replicas are in stage order, so the replicas of stages <= done are
 	 * a prefix; each pass extends it by one stage. At most `stages`
 	 * passes over n replicas. */
@@ -63,7 +67,7 @@ bool cn_rollout_advance(cn_rollout_state *s, const bool *settled, uint32_t n, ui
 			break;
 		s->done++;
 	}
-	if (s->done >= stages)
+	if (s->done == stages) /* every stage judged settled, just now */
 		s->done = CN_ROLLOUT_DONE_ALL;
 	assert(s->done >= was);
 	return s->done != was;

@@ -34,6 +34,7 @@ typedef struct roll {
 	uint64_t prev;          /* P; 0: no earlier version, V runs everywhere */
 	cn_jobspec *prev_spec;  /* P's spec while P may still run, else NULL */
 	bool live;              /* V is the winner (this tick) */
+	bool stored;            /* the store has an entry */
 	uint16_t saved_done;    /* what the store holds */
 	bool saved_reverted;
 	/* from the last tick, for status and reports */
@@ -164,12 +165,13 @@ static int roll_load_cb(void *arg, const char *key, const uint8_t *val, size_t l
 	r->st.reverted = (val[2] & CN_ROLLOUT_REVERTED) != 0;
 	r->saved_done = r->st.done;
 	r->saved_reverted = r->st.reverted;
+	r->stored = true;
 	return 0;
 }
 
 static void roll_save(cn_workloads *w, roll *r)
 {
-	if (r->st.done == r->saved_done && r->st.reverted == r->saved_reverted)
+	if (r->stored && r->st.done == r->saved_done && r->st.reverted == r->saved_reverted)
 		return;
 	char key[CN_JOB_NAME_MAX + 24];
 	roll_key(r, key, sizeof key);
@@ -182,6 +184,7 @@ static void roll_save(cn_workloads *w, roll *r)
 	}
 	r->saved_done = r->st.done;
 	r->saved_reverted = r->st.reverted;
+	r->stored = true;
 }
 
 int cn_workloads_open(cn_agent *a, uint64_t now_ms, cn_workloads **out, char *err, size_t errcap)
@@ -354,6 +357,13 @@ static void roll_resolve(cn_workloads *w, cn_agent *a, roll *r)
 	free(c.body);
 }
 
+/* Whether replica x of r's job runs V (else P). */
+static bool roll_runs_new(const roll *r, uint32_t x)
+{
+	return r->prev == 0 || r->baseline ||
+	       cn_rollout_runs_new(&r->st, x, r->canary, r->max_parallel);
+}
+
 static bool up_state(uint8_t st)
 {
 	return st == CN_RT_RUNNING || st == CN_RT_HEALTHY;
@@ -454,7 +464,7 @@ static void roll_step(cn_workloads *w, cn_agent *a, const cn_place_job_out *jo,
 	if (r->baseline && heard)
 		r->baseline = false; /* the fleet knows this rollout: follow it */
 	if (r->baseline)
-		r->st.done = CN_ROLLOUT_DONE_ALL;
+		return; /* runs V everywhere (roll_runs_new), judges nothing */
 	r->failed_here = false;
 	for (uint32_t x = 0; x < n; x++) {
 		const char *host = w->res.members[w->res.slots[jo->first + x]].name;
@@ -499,8 +509,7 @@ static void roll_step(cn_workloads *w, cn_agent *a, const cn_place_job_out *jo,
 		if (strcmp(w->res.members[w->res.slots[jo->first + x]].name, w->self) == 0 &&
 		    cn_rollout_runs_new(&r->st, x, r->canary, r->max_parallel) && !w->settled[x])
 			r->settled_here = false;
-	if (!r->baseline)
-		roll_save(w, r);
+	roll_save(w, r); /* also a new entry at stage 0: a restart resumes it */
 	if (r->st.done == CN_ROLLOUT_DONE_ALL && !r->st.reverted) {
 		free(r->prev_spec); /* every replica runs V now */
 		r->prev_spec = NULL;
@@ -545,8 +554,7 @@ static void rollouts_wants(cn_workloads *w)
 	for (size_t i = 0; i < w->n_wants; i++) {
 		cn_rt_want *wt = &w->wants[i];
 		const roll *r = roll_live(w, wt->job);
-		if (r == NULL || r->prev == 0 || r->prev_spec == NULL ||
-		    cn_rollout_runs_new(&r->st, wt->replica, r->canary, r->max_parallel))
+		if (r == NULL || r->prev_spec == NULL || roll_runs_new(r, wt->replica))
 			continue;
 		wt->version = r->prev;
 		wt->spec = r->prev_spec;
@@ -892,9 +900,7 @@ static int cmd_rollout_status(cn_workloads *w, cn_agent *a, const char *name, bo
 	for (uint32_t x = 0; x < n; x++) {
 		const char *member = w->res.members[w->res.slots[jo->first + x]].name;
 		uint32_t xs = staged ? cn_rollout_stage(x, r->canary, r->max_parallel) : 0;
-		uint64_t ver = staged && !cn_rollout_runs_new(&r->st, x, r->canary, r->max_parallel)
-				       ? r->prev
-				       : r->st.version;
+		uint64_t ver = roll_runs_new(r, x) ? r->st.version : r->prev;
 		bool settled, failed;
 		if (strcmp(member, w->self) == 0) {
 			settled = r->settled_here;

@@ -7,6 +7,8 @@ canary (replica 0, stage 0) tries it, it fails, and every device returns
 to version 1 by itself; `rollout status` says reverted on every agent.
 Version 3 (a good sleep) then rolls out stage by stage (canary, then two,
 then one) to all four replicas, and `rollout status` reaches complete.
+An agent restarted after completion keeps version 3; one killed in the
+middle of the version 4 rollout resumes it after its restart.
 
 Every workload is started by the agents; the test learns each pid from
 `canopy jobs --json` and kills any that survive at the end by PID. Every
@@ -33,6 +35,7 @@ spec:
 GOOD1 = '["/bin/sh", "-c", "exec sleep 600"]'
 BAD2 = '["/bin/sh", "-c", "exit 1"]'
 GOOD3 = '["/bin/sh", "-c", "exec sleep 601"]'
+GOOD4 = '["/bin/sh", "-c", "exec sleep 602"]'
 
 seen_pids = set()
 
@@ -183,9 +186,41 @@ def main():
             sts = [status(fleet, n) for n in NAMES]
             return all(s is not None and s["state"] == "complete" and
                        s["stage"] == s["stages"] == 3 for s in sts), sts
-        fleet.wait_for("complete on every agent", everyone_complete, 30)
+        sts = fleet.wait_for("complete on every agent", everyone_complete, 30)
         r = fleet.cli("n2", ["rollout", "status", "staged"])
         assert "complete" in r.stdout, r.stdout
+        passed += 1
+
+        # 4. an agent restarted after completion keeps v3 (its store says
+        # complete): nothing goes back to v1
+        host3 = sts[0]["replicas"][3]["member"]
+        fleet.kill(host3)
+        fleet.start(host3, seeds=["n0" if host3 != "n0" else "n1"], extra=extra)
+        fleet.wait_for("5 alive members after the restart", lambda: (
+            len(m := fleet.members(host3)) == 5 and all(x["state"] == "alive" for x in m.values()), m), 30)
+        s = status(fleet, host3)
+        assert s["state"] == "complete" and s["version"] == v3, s
+        fleet.wait_for("4 replicas at v3 after the restart", all_run(fleet, v3), 30)
+        passed += 1
+
+        # 5. an agent killed in the middle of a rollout resumes it after
+        # its restart (its store and the fleet's reports), to completion
+        apply(fleet, keyfile, GOOD4)
+        v4 = winner(fleet, v3)
+        t0 = time.time()
+        fleet.wait_for("v4 past the canary", lambda: (
+            (s := status(fleet, "n0")) is not None and s["stage"] >= 1, s), 60)
+        victim = status(fleet, "n0")["replicas"][3]["member"]  # the last stage's host
+        fleet.kill(victim)
+        fleet.start(victim, seeds=["n0" if victim != "n0" else "n1"], extra=extra)
+
+        def all_complete_v4():
+            sts = [status(fleet, n) for n in NAMES]
+            ok = (all(s is not None and s["version"] == v4 and s["state"] == "complete"
+                      for s in sts) and all_run(fleet, v4)()[0])
+            return ok, [s and (s["state"], s["stage"]) for s in sts]
+        fleet.wait_for("v4 complete after a restart mid-rollout", all_complete_v4, 120)
+        print("v4 complete %.2fs after apply, %s restarted mid-rollout" % (time.time() - t0, victim))
         passed += 1
     finally:
         fleet.stop_all()
@@ -195,7 +230,7 @@ def main():
             except (ProcessLookupError, PermissionError):
                 pass
     print("rollout: %d checks passed" % passed)
-    return 0 if passed == 3 else 1
+    return 0 if passed == 5 else 1
 
 
 if __name__ == "__main__":
