@@ -28,6 +28,23 @@ static uint64_t hash_bytes(const void *p, size_t n)
 	const uint8_t *b = p;
 	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
 	size_t i = 0;
+	if (n >= 256) {
+		/* Four independent chains: one chain is bound by the multiply's
+		 * latency (a quarter of the speed on the ~1.8 KB metadata).
+		 * Hashes only place values in the index, so this changes no
+		 * outcome (names, below 256 bytes, hash as before). */
+		uint64_t l[4] = {h, h ^ 0x243f6a8885a308d3ULL, h ^ 0x13198a2e03707344ULL,
+				 h ^ 0xa4093822299f31d0ULL};
+		for (; i + 32 <= n; i += 32) {
+			for (int k = 0; k < 4; k++) {
+				uint64_t w;
+				memcpy(&w, b + i + 8 * (size_t)k, sizeof w);
+				l[k] = (l[k] ^ w) * 0xff51afd7ed558ccdULL;
+				l[k] ^= l[k] >> 32;
+			}
+		}
+		h = cn_mix64(l[0]) ^ cn_mix64(l[1] + 1) ^ cn_mix64(l[2] + 2) ^ cn_mix64(l[3] + 3);
+	}
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w;
 		memcpy(&w, b + i, sizeof w);
