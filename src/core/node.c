@@ -199,6 +199,7 @@ struct cn_node {
 	bool told_sender;          /* our alive already sent back to dgram_from */
 	const char *bulk_source;   /* during a push-pull merge: the peer's name */
 	bool quiet_join;           /* merging a member learned in bulk: no gossip */
+	bool quiet_bulk;           /* cn_node_set_quiet_bulk: push-pulls teach quietly */
 	bool pushpull_first;       /* the first push-pull is not placed yet */
 	uint64_t created_ms;
 	cn_psync *psync;           /* policy replication, or NULL */
@@ -1364,8 +1365,8 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 	 * left 2,600-3,400 view pairs missing after 60 s (the seeds and the
 	 * joiner alone are too few sources under 10% loss with the scaled
 	 * push-pull). Needs a faster anti-entropy for new nodes first. */
-	n->quiet_join = CN_QUIET_BULK_JOINS && n->bulk_source != NULL &&
-			strcmp(w->name, n->bulk_source) != 0;
+	n->quiet_join = n->quiet_bulk || (CN_QUIET_BULK_JOINS && n->bulk_source != NULL &&
+					   strcmp(w->name, n->bulk_source) != 0);
 	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, &w->meta, w->vmin,
 		       w->vmax};
 	switch (w->state) {
@@ -1936,6 +1937,8 @@ int cn_node_join(cn_node *n, const cn_addr *seeds, size_t n_seeds, uint64_t now_
 	leave_entry(n);
 	return rc;
 }
+
+void cn_node_set_quiet_bulk(cn_node *n, bool on) { n->quiet_bulk = on; }
 
 int cn_node_leave(cn_node *n, uint64_t now_ms)
 {

@@ -163,6 +163,12 @@ int cn_node_next_output(cn_node *n, cn_out *out);
  * exponential backoff up to join_retry_max_ms while we know nobody).
  * Seeds are also remembered for healing after partitions. */
 int cn_node_join(cn_node *n, const cn_addr *seeds, size_t n_seeds, uint64_t now_ms);
+/* Converged start (simulators, tests): while on, members first learned from
+ * a push-pull reply are merged without being gossiped on (the peer too).
+ * For a fleet created already knowing itself: every node is answered the
+ * same full view, so there is nothing to spread. Off by default; changes
+ * nothing else. */
+void cn_node_set_quiet_bulk(cn_node *n, bool on);
 /* Gossip our leave. cn_node_leave_done() is true once the intent has been
  * sent about λ·log N times or no peer is left to tell. */
 int cn_node_leave(cn_node *n, uint64_t now_ms);
