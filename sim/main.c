@@ -1,7 +1,8 @@
 /* canopy-sim: run a scenario (a YAML file under sim/scenarios/) against the real core.
  *
  *   canopy-sim SCENARIO.yaml [--nodes N] [--duration S] [--seed N]
- *              [--out DIR] [--lifeguard on|off] [--policy on|off] [--quiet]
+ *              [--out DIR] [--lifeguard on|off] [--policy on|off]
+ *              [--start join|converged] [--quiet]
  *
  * Exit status: 0 the run finished and met the scenario's expectations;
  * 1 an invariant was violated or an expectation was not met (the seed is
@@ -23,7 +24,7 @@
 
 typedef struct opts {
 	const char *file, *out;
-	int64_t nodes, seed_set, lifeguard, policy;
+	int64_t nodes, seed_set, lifeguard, policy, converged;
 	uint64_t seed;
 	int64_t duration_us;
 	bool quiet;
@@ -32,7 +33,8 @@ typedef struct opts {
 static void usage(void)
 {
 	fprintf(stderr, "usage: canopy-sim SCENARIO.yaml [--nodes N] [--duration S] [--seed N]\n"
-			"                  [--out DIR] [--lifeguard on|off] [--policy on|off] [--quiet]\n");
+			"                  [--out DIR] [--lifeguard on|off] [--policy on|off]\n"
+			"                  [--start join|converged] [--quiet]\n");
 }
 
 static int parse_u64(const char *flag, const char *s, uint64_t max, uint64_t *out)
@@ -52,7 +54,7 @@ static int parse_u64(const char *flag, const char *s, uint64_t max, uint64_t *ou
 static int parse_args(int argc, char **argv, opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->nodes = o->lifeguard = o->policy = -1;
+	o->nodes = o->lifeguard = o->policy = o->converged = -1;
 	o->duration_us = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -102,6 +104,12 @@ static int parse_args(int argc, char **argv, opts *o)
 				return -1;
 			}
 			o->policy = !strcmp(v, "on");
+		} else if (!strcmp(a, "--start")) {
+			if (strcmp(v, "join") && strcmp(v, "converged")) {
+				fprintf(stderr, "canopy-sim: --start: 'join' or 'converged'\n");
+				return -1;
+			}
+			o->converged = !strcmp(v, "converged");
 		} else {
 			fprintf(stderr, "canopy-sim: unknown option %s\n", a);
 			usage();
@@ -208,6 +216,8 @@ int main(int argc, char **argv)
 		sc.node.lifeguard = o.lifeguard == 1;
 	if (o.policy >= 0)
 		sc.policy.enabled = o.policy == 1;
+	if (o.converged >= 0)
+		sc.start_converged = o.converged == 1;
 	for (uint32_t k = 0; k < sc.n_actions && !sc.policy.enabled; k++) {
 		if (sc.actions[k].type == ACT_WRITE) {
 			fprintf(stderr, "canopy-sim: %s:%u: write: needs policy replicas "
@@ -246,9 +256,14 @@ int main(int argc, char **argv)
 		out_rc = write_out(w, o.out, &sum);
 	if (!o.quiet || rc != 0 || unmet > 0)
 		fprintf(stderr, "canopy-sim: %s seed=%llu nodes=%u virtual=%.0fs wall=%.2fs "
-				"events=%llu digest=%016llx %s\n",
+				"virtual/wall=%.3f events=%llu events/s=%.0f max_rss=%ldMiB "
+				"digest=%016llx %s\n",
 			sc.name, (unsigned long long)sc.seed, w->n_init, (double)w->now_us / 1e6,
-			w->wall_seconds, (unsigned long long)w->events, (unsigned long long)w->digest,
+			w->wall_seconds,
+			w->wall_seconds > 0 ? (double)w->now_us / 1e6 / w->wall_seconds : 0.0,
+			(unsigned long long)w->events,
+			w->wall_seconds > 0 ? (double)w->events / w->wall_seconds : 0.0,
+			rss_max_kb() / 1024, (unsigned long long)w->digest,
 			rc == 0 && unmet == 0 ? "ok" : "FAILED");
 	if (o.out == NULL)
 		fwrite(sum.data, 1, sum.len, stdout);

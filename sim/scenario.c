@@ -647,21 +647,41 @@ static void defaults(sim_scenario *sc, const char *file)
 	cn_node_config_default(&sc->node);
 }
 
+/* join | converged */
+static void parse_start_mode(pctx *p, struct fy_node *k, const char *s, sim_scenario *sc)
+{
+	if (!strcmp(s, "join"))
+		sc->start_converged = false;
+	else if (!strcmp(s, "converged"))
+		sc->start_converged = true;
+	else
+		perr(p, k, "start", "'%s' is not a start mode (join or converged)", s);
+}
+
+/* start: join | converged | {mode: join|converged, spread, seeds} */
 static void parse_start(pctx *p, struct fy_node *k, struct fy_node *v, sim_scenario *sc)
 {
+	if (v != NULL && fy_node_get_type(v) == FYNT_SCALAR) {
+		parse_start_mode(p, k, fy_node_get_scalar0(v), sc);
+		return;
+	}
 	if (!is_map(v)) {
-		perr(p, k, "start", "must be a map");
+		perr(p, k, "start", "must be a map, 'join' or 'converged'");
 		return;
 	}
 	void *it = NULL;
 	struct fy_node *kk, *vv;
 	const char *key;
 	while (next_pair(v, &it, &kk, &vv, &key) && p->err == 0) {
-		if (!strcmp(key, "spread"))
+		if (!strcmp(key, "spread")) {
 			sc->start_spread_us = get_dur(p, kk, vv, key);
-		else if (!strcmp(key, "seeds"))
+		} else if (!strcmp(key, "seeds")) {
 			sc->seeds = (uint32_t)get_u64(p, kk, vv, key, 16);
-		else
+		} else if (!strcmp(key, "mode")) {
+			const char *s = scalar(p, kk, vv, key);
+			if (s != NULL)
+				parse_start_mode(p, kk, s, sc);
+		} else
 			perr(p, kk, "start", "unknown key '%s'", key);
 	}
 }

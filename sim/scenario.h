@@ -3,7 +3,7 @@
  * The file format is documented in docs/sim.md; in short:
  *
  *   name: steady            nodes: 64        duration: 120s     seed: 1
- *   sample: 1s              start: {spread: 2s, seeds: 3}
+ *   sample: 1s              start: {spread: 2s, seeds: 3, mode: join|converged}
  *   network: {sites, intra_ms, inter_ms: [lo, hi], link_spread_ms,
  *             jitter_ms, jitter_sigma, loss, duplicate, bandwidth,
  *             queue_bytes, stream_timeout}
@@ -128,6 +128,7 @@ typedef struct sim_scenario {
 	uint64_t sample_us;
 	uint64_t start_spread_us;
 	uint32_t seeds;              /* nodes 0..seeds-1 are every node's join seeds */
+	bool start_converged;        /* start: converged (world.c: converged start) */
 	uint32_t paranoid_max;       /* full view checks when nodes <= this */
 	sim_netcfg net;
 	cn_node_config node;         /* name/addr/incarnation filled per node */

@@ -15,6 +15,8 @@
 #include "core/suspicion.h"
 #include "util/err.h"
 #include "wire/mp.h"
+#include "wire/msg.h"
+#include "wire/proto.h"
 
 enum sim_ev_kind {
 	EV_TICK = 1, EV_DGRAM, EV_STREAM_REQ, EV_STREAM_REPLY, EV_STREAM_FAIL, EV_ACTION,
@@ -431,6 +433,78 @@ static void schedule_tick(sim_world *w, uint32_t i, uint64_t at_us)
 
 static void drain(sim_world *w, uint32_t i);
 
+/* Converged start. The reply a seed `src` would give to a join once the
+ * whole initial fleet had joined: every initial node alive at incarnation 1
+ * (its first life's) with its metadata (`all`), or only the seed itself.
+ * Built with the wire encoder the core uses, so the node merges it through
+ * its ordinary push-pull path (cn_node_stream_result). */
+static int warm_reply(sim_world *w, uint32_t src, bool all, uint8_t **out, size_t *len)
+{
+	cn_pushpull pp;
+	memset(&pp, 0, sizeof pp);
+	snprintf(pp.source, sizeof pp.source, "n%u", src);
+	uint32_t count = all ? w->n_init : 1;
+	cn_member_wire *m = calloc(1, sizeof *m);
+	if (m == NULL)
+		return CN_ENOMEM;
+	for (size_t cap = 4096 + (size_t)count * 160;; cap *= 2) { /* a few rounds */
+		uint8_t *buf = malloc(cap);
+		if (buf == NULL)
+			break;
+		cn_mp_writer wr;
+		cn_mp_writer_init(&wr, buf, cap);
+		cn_pushpull_encode_begin(&wr, CN_MSG_PUSH_PULL_REPLY, &pp, count);
+		for (uint32_t k = 0; k < count && !wr.overflow; k++) {
+			uint32_t i = all ? k : src;
+			snprintf(m->name, sizeof m->name, "n%u", i);
+			node_addr(i, &m->addr);
+			m->incarnation = 1;
+			m->state = CN_STATE_ALIVE;
+			m->meta_version = 0;
+			build_meta(w, i, &m->meta);
+			m->vmin = CN_PROTO_VERSION_MIN;
+			m->vmax = CN_PROTO_VERSION_MAX;
+			cn_pushpull_encode_member(&wr, m);
+		}
+		if (cn_mp_writer_end(&wr, len) == 0) {
+			free(m);
+			*out = buf;
+			return 0;
+		}
+		free(buf);
+		if (cap > CN_STREAM_MAX)
+			break;
+	}
+	free(m);
+	return CN_ENOSPACE;
+}
+
+/* Answer the join streams node i just asked for (held by drain while
+ * w->warming): the first with the full view, the others with their seed
+ * alone, merged quietly (cn_node_set_quiet_bulk): every node starts with
+ * the same view, so nothing is gossiped and the push-pull timers run as
+ * after any join. */
+static void warm_answer(sim_world *w, uint32_t i)
+{
+	sim_node *n = &w->nodes[i];
+	cn_node_set_quiet_bulk(n->node, true);
+	for (uint32_t k = 0; k < w->n_warm && !w->failed; k++) {
+		uint32_t t = w->warm_to[k];
+		uint8_t **buf = k == 0 ? &w->warm_full[t] : &w->warm_one[t];
+		size_t *len = k == 0 ? &w->warm_full_len[t] : &w->warm_one_len[t];
+		if (*buf == NULL && warm_reply(w, t, k == 0, buf, len) != 0) {
+			sim_world_fail(w, "cannot encode the converged-start view");
+			break;
+		}
+		trace(w, 0x3a53, (uint64_t)i << 32 | t, *len);
+		int rc = cn_node_stream_result(n->node, w->warm_id[k], *buf, *len, local_ms(w, i));
+		if (rc != 0)
+			sim_world_fail(w, "n%u: converged-start view refused: %s", i, cn_strerror(rc));
+	}
+	cn_node_set_quiet_bulk(n->node, false);
+	w->n_warm = 0;
+}
+
 static void node_start(sim_world *w, uint32_t i)
 {
 	sim_node *n = &w->nodes[i];
@@ -461,7 +535,16 @@ static void node_start(sim_world *w, uint32_t i)
 	fact_node(w, FACT_UP, i);
 	rc = cn_node_join(n->node, w->seeds, w->n_seeds, local_ms(w, i));
 	assert(rc == 0);
+	/* Converged start: the initial fleet at t=0, first lives only. */
+	bool warm = w->sc->start_converged && i < w->n_init && n->life == 1 && w->now_us == 0;
+	w->warming = warm;
+	w->n_warm = 0;
 	drain(w, i);
+	w->warming = false;
+	if (warm) {
+		warm_answer(w, i);
+		drain(w, i);
+	}
 }
 
 static void node_stop(sim_world *w, uint32_t i, uint8_t status)
@@ -645,7 +728,17 @@ static void drain(sim_world *w, uint32_t i)
 	for (uint32_t k = 0; k < (1u << 20) && cn_node_next_output(n->node, &o) == 0; k++) {
 		switch (o.kind) {
 		case CN_OUT_DATAGRAM: send_datagram(w, i, &o); break;
-		case CN_OUT_STREAM: send_stream(w, i, &o); break;
+		case CN_OUT_STREAM:
+			if (w->warming) { /* a join of the converged start: answered here */
+				uint32_t t = addr_index(w, &o.to);
+				if (w->n_warm < 16 && t < w->n_seeds) {
+					w->warm_id[w->n_warm] = o.stream_id;
+					w->warm_to[w->n_warm++] = t;
+				}
+				break;
+			}
+			send_stream(w, i, &o);
+			break;
 		case CN_OUT_EVENT:
 			if (o.event.type == CN_EV_SELF_INCARNATION && o.event.incarnation > n->disk_inc)
 				n->disk_inc = o.event.incarnation; /* the "disk" write */
@@ -1361,9 +1454,10 @@ int sim_world_new(sim_world *w, const sim_scenario *sc, bool quiet)
 			return CN_ENOMEM;
 		w->n_probes++;
 	}
-	/* Initial starts: seeds at 0, everyone else spread over start_spread. */
+	/* Initial starts: seeds at 0, everyone else spread over start_spread
+	 * (converged start: everyone at 0, already knowing each other). */
 	for (uint32_t i = 0; i < sc->nodes; i++) {
-		uint64_t at = i < w->n_seeds || sc->start_spread_us == 0
+		uint64_t at = i < w->n_seeds || sc->start_spread_us == 0 || sc->start_converged
 				      ? 0 : cn_rng_below(&w->rng, sc->start_spread_us);
 		schedule_start(w, i, at);
 	}
@@ -1447,6 +1541,10 @@ void sim_world_free(sim_world *w)
 		cn_policy_free(w->nodes[i].pol);
 		cn_policy_mem_free(w->nodes[i].pmem);
 		free(w->nodes[i].pst);
+	}
+	for (int k = 0; k < 16; k++) {
+		free(w->warm_full[k]);
+		free(w->warm_one[k]);
 	}
 	free(w->write_seq);
 	free(w->pev);

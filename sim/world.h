@@ -124,6 +124,12 @@ struct sim_world {
 	uint32_t n_pev, cap_pev;
 	bool in_local_write;
 	cn_psync_stats psync_gone;     /* counters of nodes that stopped */
+	/* Converged start (start: converged): the join replies every initial
+	 * node is answered with at t=0, built once per seed (world.c). */
+	uint8_t *warm_full[16], *warm_one[16];
+	size_t warm_full_len[16], warm_one_len[16];
+	bool warming;                  /* node_start: hold join streams */
+	uint32_t n_warm, warm_id[16], warm_to[16];
 	/* Wall-clock figures, filled by main, never read by the simulation. */
 	double wall_seconds;
 };
