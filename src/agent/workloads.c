@@ -55,6 +55,10 @@ typedef struct up_rec {
 	uint64_t since_ms;
 	uint8_t state;
 	uint32_t failures_in_row;
+	/* failures_in_row carried over from an earlier version: the runtime
+	 * resets the count for a new version, except when the old process
+	 * exits just as the version changes (then its restart counts on) */
+	uint32_t fail_base;
 } up_rec;
 
 struct cn_workloads {
@@ -313,9 +317,14 @@ static int prev_pick_cb(void *arg, const cn_doc *d)
 		return 0;
 	if (c->have_v_hash && memcmp(d->body_hash, c->v_hash, sizeof c->v_hash) == 0)
 		return 0; /* same body: nothing to roll from */
+	/* A version whose own rollout did not complete (reverted, paused or
+	 * still going: V replaced it mid-way) never ran everywhere and may be
+	 * bad: roll from the one before it. Entries of first versions (no
+	 * P, ran everywhere at once) and baseline ones count as complete. */
 	const roll *old = roll_find(c->w, d->name, d->version);
-	if (old != NULL && old->st.reverted)
-		return 0; /* a reverted version never ran everywhere: look further back */
+	if (old != NULL && (old->prev != 0 || !old->resolved) && !old->baseline &&
+	    (old->st.reverted || old->st.done != CN_ROLLOUT_DONE_ALL))
+		return 0;
 	uint8_t *b = realloc(c->body, d->body_len);
 	if (b == NULL) {
 		c->rc = CN_ENOMEM;
@@ -329,7 +338,8 @@ static int prev_pick_cb(void *arg, const cn_doc *d)
 }
 
 /* P for r from the policy history: the newest kept version before V, not
- * a tombstone, with another body, not reverted. None: prev = 0. */
+ * a tombstone, with another body, whose own rollout completed (as far as
+ * this agent knows). None: prev = 0. */
 static void roll_resolve(cn_workloads *w, cn_agent *a, roll *r)
 {
 	r->resolved = true;
@@ -397,6 +407,12 @@ static void observe(cn_workloads *w, uint64_t now_ms)
 		bool same = old != NULL && up_state(old->state) && old->pid == in->pid &&
 			    old->version == in->version;
 		u->since_ms = same ? old->since_ms : now_ms;
+		if (old == NULL)
+			u->fail_base = 0;
+		else if (old->version != in->version)
+			u->fail_base = in->failures_in_row >= old->failures_in_row ? old->failures_in_row : 0;
+		else
+			u->fail_base = in->failures_in_row >= old->fail_base ? old->fail_base : 0;
 	}
 	up_rec *t = w->up;
 	w->up = w->up_next;
@@ -475,7 +491,7 @@ static void roll_step(cn_workloads *w, cn_agent *a, const cn_place_job_out *jo,
 			w->settled[x] = at_v && up_state(u->state) &&
 					now_ms - u->since_ms >= sp->update_healthy_for_ms;
 			if (at_v && (u->state == CN_RT_FAILED || u->state == CN_RT_UNHEALTHY ||
-				     u->failures_in_row >= CN_ROLLOUT_FAIL_RESTARTS))
+				     u->failures_in_row - u->fail_base >= CN_ROLLOUT_FAIL_RESTARTS))
 				r->failed_here = true;
 		} else {
 			const cn_member *m = view_member(w, host);

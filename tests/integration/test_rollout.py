@@ -8,7 +8,9 @@ to version 1 by itself; `rollout status` says reverted on every agent.
 Version 3 (a good sleep) then rolls out stage by stage (canary, then two,
 then one) to all four replicas, and `rollout status` reaches complete.
 An agent restarted after completion keeps version 3; one killed in the
-middle of the version 4 rollout resumes it after its restart.
+middle of the version 4 rollout resumes it after its restart. Version 5
+fails on the canary without auto_revert: the rollout pauses there; version
+6 then rolls from version 4 to completion.
 
 Every workload is started by the agents; the test learns each pid from
 `canopy jobs --json` and kills any that survive at the end by PID. Every
@@ -30,12 +32,14 @@ spec:
   replicas: 4
   command: {command}
   restart: {{policy: always, backoff_ms: [100, 400]}}
-  update: {{max_parallel: 2, canary: 1, healthy_for_ms: 1000, auto_revert: true}}
+  update: {{max_parallel: 2, canary: 1, healthy_for_ms: 1000, auto_revert: {revert}}}
 """
 GOOD1 = '["/bin/sh", "-c", "exec sleep 600"]'
 BAD2 = '["/bin/sh", "-c", "exit 1"]'
 GOOD3 = '["/bin/sh", "-c", "exec sleep 601"]'
 GOOD4 = '["/bin/sh", "-c", "exec sleep 602"]'
+BAD5 = '["/bin/sh", "-c", "exit 2"]'
+GOOD6 = '["/bin/sh", "-c", "exec sleep 603"]'
 
 seen_pids = set()
 
@@ -84,10 +88,10 @@ def status(fleet, name):
     return json.loads(r.stdout)
 
 
-def apply(fleet, keyfile, command):
+def apply(fleet, keyfile, command, revert="true"):
     path = os.path.join(fleet.root, "staged.yaml")
     with open(path, "w") as f:
-        f.write(JOB.format(command=command))
+        f.write(JOB.format(command=command, revert=revert))
     fleet.cli("n2", ["policy", "apply", "-f", path, "--key", keyfile])
 
 
@@ -222,6 +226,36 @@ def main():
         fleet.wait_for("v4 complete after a restart mid-rollout", all_complete_v4, 120)
         print("v4 complete %.2fs after apply, %s restarted mid-rollout" % (time.time() - t0, victim))
         passed += 1
+
+        # 6. without auto_revert a failing canary pauses the rollout: the
+        # other replicas stay at v4; a fixed version 6 then rolls from v4
+        # (not from the paused v5) to completion
+        apply(fleet, keyfile, BAD5, revert="false")
+        v5 = winner(fleet, v4)
+
+        def paused():
+            sts = [status(fleet, n) for n in NAMES]
+            t = running_versions(fleet)
+            ok = (all(s is not None and s["version"] == v5 and s["state"] == "paused" and
+                      s["stage"] == 0 for s in sts) and
+                  t is not None and all(t.get(r) == [v4] for r in (1, 2, 3)))
+            return ok, ([s and (s["state"], s["stage"]) for s in sts], t)
+        fleet.wait_for("v5 paused at the canary", paused, 60)
+        time.sleep(3)  # several placement ticks: still paused, nothing advanced
+        ok, last = paused()
+        assert ok, last
+        apply(fleet, keyfile, GOOD6)
+        v6 = winner(fleet, v5)
+        t0 = time.time()
+
+        def v6_complete():
+            sts = [status(fleet, n) for n in NAMES]
+            ok = (all(s is not None and s["version"] == v6 and s["previous"] == v4 and
+                      s["state"] == "complete" for s in sts) and all_run(fleet, v6)()[0])
+            return ok, [s and (s["state"], s["previous"]) for s in sts]
+        fleet.wait_for("v6 complete from v4", v6_complete, 120)
+        print("v5 paused; v6 complete %.2fs after apply" % (time.time() - t0))
+        passed += 1
     finally:
         fleet.stop_all()
         for pid in sorted(seen_pids):
@@ -230,7 +264,7 @@ def main():
             except (ProcessLookupError, PermissionError):
                 pass
     print("rollout: %d checks passed" % passed)
-    return 0 if passed == 5 else 1
+    return 0 if passed == 6 else 1
 
 
 if __name__ == "__main__":
