@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		a.version = 5;
 		strcpy(a.writer, "other");
 		memset(a.hash, 0x5a, sizeof a.hash);
-		cn_psync_on_announce(s, &peer, &a, 1000);
+		cn_psync_on_announce(s, &peer, NULL, &a, 1000);
 		uint8_t other[CN_HASH_BYTES];
 		memset(other, 0xee, sizeof other);
 		cn_psync_on_peer_digest(s, &peer, true, other, 1000);

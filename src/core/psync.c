@@ -41,8 +41,9 @@ typedef struct want {
 	uint64_t version;
 	char writer[CN_DOC_WRITER_MAX + 1];
 	uint8_t hash[CN_DOC_HASH_BYTES];
-	cn_addr src[CN_PSYNC_SOURCES];
+	cn_addr src[CN_PSYNC_SOURCES + 1]; /* announcers, then the writer (last resort) */
 	uint8_t n_src, cur, tries;
+	bool has_writer;                   /* src[n_src - 1] is the writer's */
 	bool inflight;
 	uint64_t next_ms;
 } want;
@@ -83,6 +84,8 @@ struct cn_psync {
 	uint32_t next_tag;
 	uint8_t refused[REFUSED_RING][CN_DOC_HASH_BYTES];
 	uint32_t refused_next;
+	uint8_t announced[REFUSED_RING][CN_DOC_HASH_BYTES]; /* queued lately: not again */
+	uint32_t announced_next;
 	peer_slot peers[PEER_SLOTS];
 	uint8_t *body;            /* CN_DOC_BODY_MAX scratch for winner lookups */
 };
@@ -274,27 +277,28 @@ static void announce_remove(cn_psync *s, uint32_t i)
 	s->ann[i] = s->ann[--s->n_ann];
 }
 
-void cn_psync_announce(cn_psync *s, const cn_doc *d)
+/* Queue an announcement, once per document: a relayed announcement and
+ * the later apply of the fetched body are the same news. */
+static bool announce_msg(cn_psync *s, const cn_msg_policy_announce *m)
 {
-	cn_msg_policy_announce a;
-	memset(&a, 0, sizeof a);
-	snprintf(a.kind, sizeof a.kind, "%s", d->kind);
-	snprintf(a.name, sizeof a.name, "%s", d->name);
-	a.version = d->version;
-	snprintf(a.writer, sizeof a.writer, "%s", d->writer);
-	cn_doc_hash(d, a.hash);
+	cn_msg_policy_announce a = *m;
+	for (int i = 0; i < REFUSED_RING; i++)
+		if (memcmp(s->announced[i], a.hash, CN_DOC_HASH_BYTES) == 0)
+			return false;
+	memcpy(s->announced[s->announced_next], a.hash, CN_DOC_HASH_BYTES);
+	s->announced_next = (s->announced_next + 1) % REFUSED_RING;
 	for (uint32_t i = 0; i < s->n_ann; i++) {
 		if (strcmp(s->ann[i].a.kind, a.kind) == 0 && strcmp(s->ann[i].a.name, a.name) == 0) {
 			s->ann[i].a = a; /* the newer version supersedes */
 			s->ann[i].transmits = 0;
-			return;
+			return true;
 		}
 	}
 	if (s->ann == NULL) {
 		s->ann = malloc(CN_PSYNC_ANNOUNCE_MAX * sizeof *s->ann);
 		if (s->ann == NULL) {
 			s->st.announces_dropped++;
-			return;
+			return false;
 		}
 	}
 	if (s->n_ann == CN_PSYNC_ANNOUNCE_MAX) { /* drop the most-sent one */
@@ -307,6 +311,19 @@ void cn_psync_announce(cn_psync *s, const cn_doc *d)
 	}
 	s->ann[s->n_ann++] = (announce){.a = a, .transmits = 0, .fill_gen = 0};
 	s->st.announces_queued++;
+	return true;
+}
+
+void cn_psync_announce(cn_psync *s, const cn_doc *d)
+{
+	cn_msg_policy_announce a;
+	memset(&a, 0, sizeof a);
+	snprintf(a.kind, sizeof a.kind, "%s", d->kind);
+	snprintf(a.name, sizeof a.name, "%s", d->name);
+	a.version = d->version;
+	snprintf(a.writer, sizeof a.writer, "%s", d->writer);
+	cn_doc_hash(d, a.hash);
+	announce_msg(s, &a);
 }
 
 bool cn_psync_has_announcements(const cn_psync *s) { return s->n_ann > 0; }
@@ -365,10 +382,30 @@ static void want_add_source(want *w, const cn_addr *from)
 	for (uint8_t i = 0; i < w->n_src; i++)
 		if (cn_addr_eq(&w->src[i], from))
 			return;
-	if (w->n_src < CN_PSYNC_SOURCES)
-		w->src[w->n_src++] = *from;
-	else
+	uint8_t announcers = (uint8_t)(w->n_src - w->has_writer);
+	if (announcers >= CN_PSYNC_SOURCES) {
 		w->src[(w->cur + CN_PSYNC_SOURCES - 1) % CN_PSYNC_SOURCES] = *from;
+		return;
+	}
+	if (w->has_writer) /* keep the writer last */
+		w->src[w->n_src] = w->src[w->n_src - 1];
+	w->src[announcers] = *from;
+	w->n_src++;
+}
+
+/* The writer always holds its document: asked only when no announcer could
+ * serve, so a write does not make its writer serve the whole fleet. */
+static void want_add_writer(want *w, const cn_addr *writer)
+{
+	for (uint8_t i = 0; i < w->n_src; i++)
+		if (cn_addr_eq(&w->src[i], writer))
+			return;
+	if (w->has_writer) {
+		w->src[w->n_src - 1] = *writer;
+		return;
+	}
+	w->src[w->n_src++] = *writer;
+	w->has_writer = true;
 }
 
 /* Ask for (kind, name) at (v, writer, hash) from `from`. */
@@ -391,6 +428,7 @@ static void want_doc(cn_psync *s, const cn_addr *from, const char *kind, const c
 		memcpy(w->hash, hash, CN_DOC_HASH_BYTES);
 		w->src[0] = *from;
 		w->n_src = 1;
+		w->has_writer = false;
 		w->cur = 0;
 		w->tries = 0;
 		w->next_ms = s->now_ms;
@@ -724,8 +762,11 @@ static void fetch_done(cn_psync *s, flight *f, const uint8_t *reply, size_t len)
 			failed = false;
 			continue;
 		}
+		/* The source lacks it (still fetching it, likely) or failed:
+		 * the next source, a moment later; after a full round, back off. */
 		w->cur = (uint8_t)((w->cur + 1) % w->n_src);
-		if (w->cur == 0) { /* every source tried: back off */
+		w->next_ms = s->now_ms + CN_PSYNC_NEXT_SOURCE_MS;
+		if (w->cur == 0) {
 			if (++w->tries >= CN_PSYNC_TRIES_MAX) {
 				want_remove(s, w);
 				s->st.wants_dropped++;
@@ -736,6 +777,16 @@ static void fetch_done(cn_psync *s, flight *f, const uint8_t *reply, size_t len)
 	}
 	if (failed && f->n_names > 0)
 		s->st.fetch_failures++;
+	/* Audit entries follow the documents: whoever served a body has
+	 * likely its audit entry too (rate-limited per peer). */
+	if (!failed) {
+		peer_slot *ps = peer_of(s, &f->to);
+		if ((ps->audit_ms == 0 || s->now_ms >= ps->audit_ms + CN_PSYNC_SYNC_MIN_MS) &&
+		    flights(s, REQ_AUDIT, &f->to) == 0) {
+			ps->audit_ms = s->now_ms;
+			start_audit(s, &f->to);
+		}
+	}
 }
 
 static void sync_done(cn_psync *s, flight *f, const uint8_t *reply, size_t len)
@@ -873,18 +924,28 @@ void cn_psync_result(cn_psync *s, uint32_t tag, const uint8_t *reply, size_t len
 	pump(s);
 }
 
-void cn_psync_on_announce(cn_psync *s, const cn_addr *from, const cn_msg_policy_announce *a,
-			  uint64_t now_ms)
+bool cn_psync_on_announce(cn_psync *s, const cn_addr *from, const cn_addr *writer,
+			  const cn_msg_policy_announce *a, uint64_t now_ms)
 {
 	if (now_ms > s->now_ms)
 		s->now_ms = now_ms;
 	s->st.announces_in++;
 	if (!cn_doc_kind_ok(a->kind, strlen(a->kind)) || !cn_doc_name_ok(a->name, strlen(a->name)) ||
-	    refused(s, a->hash) || have_at_least(s, a->kind, a->name, a->version, a->writer, a->hash))
-		return;
+	    !cn_doc_writer_ok(a->writer, strlen(a->writer)) || refused(s, a->hash) ||
+	    have_at_least(s, a->kind, a->name, a->version, a->writer, a->hash))
+		return false;
 	s->st.announces_new++;
+	/* Relay at once, before the body is here: the news then spreads as fast
+	 * as a membership update, and the body follows one fetch behind. A
+	 * member asked for a body it is still fetching answers nil, and the
+	 * asker tries its next source shortly after (see fetch_done). */
+	bool relayed = announce_msg(s, a);
 	want_doc(s, from, a->kind, a->name, a->version, a->writer, a->hash);
+	want *w = want_find(s, a->kind, a->name);
+	if (w != NULL && writer != NULL && !cn_addr_eq(writer, from))
+		want_add_writer(w, writer);
 	pump(s);
+	return relayed;
 }
 
 /* ---- serving ---------------------------------------------------------- */
