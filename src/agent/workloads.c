@@ -92,6 +92,7 @@ struct cn_workloads {
 	size_t n_infos;
 	bool *settled;          /* scratch, CN_JOB_REPLICAS_MAX */
 	bool placed_once;
+	uint64_t opened_ms;
 };
 
 /* ---- the runtime's record store on LMDB ---- */
@@ -236,6 +237,7 @@ int cn_workloads_open(cn_agent *a, uint64_t now_ms, cn_workloads **out, char *er
 			 cn_strerror(rc));
 		goto fail;
 	}
+	w->opened_ms = now_ms;
 	*out = w;
 	return 0;
 fail:
@@ -423,6 +425,15 @@ static void observe(cn_workloads *w, uint64_t now_ms)
 static bool member_alive(const cn_member *m)
 {
 	return m->state == CN_STATE_ALIVE || m->state == CN_STATE_SUSPECT;
+}
+
+static bool view_has_peer(const cn_workloads *w)
+{
+	for (size_t i = 0; i < w->view.n; i++)
+		if (w->view.members[i].state == CN_STATE_ALIVE &&
+		    strcmp(w->view.members[i].name, w->self) != 0)
+			return true;
+	return false;
 }
 
 static const cn_member *view_member(const cn_workloads *w, const char *name)
@@ -646,6 +657,11 @@ static void place(cn_workloads *w, cn_agent *a, uint64_t now_ms)
 		if (w->place_errors++ == 0)
 			cn_agent_log("placement failed: %s (keeping the current workloads)",
 				     cn_strerror(rc));
+		return;
+	}
+	if (!w->ever_given && !view_has_peer(w) &&
+	    now_ms - w->opened_ms < CN_WORKLOADS_JOIN_WAIT_MS) {
+		cn_place_result_free(&res); /* not joined yet: see workloads.h */
 		return;
 	}
 	if (w->have_res)

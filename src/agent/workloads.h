@@ -9,6 +9,11 @@
  * stops every workload (the fleet places them elsewhere); a crash or
  * SIGKILL of the agent leaves them running for the next agent to adopt.
  *
+ * After a start, placement waits until the view holds another live member
+ * (or CN_WORKLOADS_JOIN_WAIT_MS): a view of ourselves alone would place
+ * replicas here that belong elsewhere, and rollouts need the fleet's
+ * reports; adopted workloads are left alone meanwhile.
+ *
  * A new job version rolls out in stages (agent/rollout.h, docs/rollouts.md):
  * each replica runs the previous or the new version by its stage; progress
  * is gossiped in this member's metadata and kept in database "rollout".
@@ -34,6 +39,7 @@ typedef struct cn_workloads cn_workloads;
 enum {
 	CN_WORKLOADS_INTERVAL_MS = 1000,   /* placement recomputed at least this often */
 	CN_WORKLOADS_STOP_MS = 15000,      /* longest wait for workloads to stop on leave */
+	CN_WORKLOADS_JOIN_WAIT_MS = 5000,  /* no placement before a peer is seen, this long */
 	CN_WORKLOADS_LOG_TAIL = 64 * 1024, /* bytes of a log file `logs` returns */
 };
 

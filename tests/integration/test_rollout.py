@@ -202,7 +202,8 @@ def main():
         fleet.start(host3, seeds=["n0" if host3 != "n0" else "n1"], extra=extra)
         fleet.wait_for("5 alive members after the restart", lambda: (
             len(m := fleet.members(host3)) == 5 and all(x["state"] == "alive" for x in m.values()), m), 30)
-        s = status(fleet, host3)
+        s = fleet.wait_for("its first placement", lambda: (
+            (x := status(fleet, host3)) is not None, x), 15)
         assert s["state"] == "complete" and s["version"] == v3, s
         fleet.wait_for("4 replicas at v3 after the restart", all_run(fleet, v3), 30)
         passed += 1
