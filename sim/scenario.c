@@ -464,6 +464,8 @@ static void action_args(pctx *p, struct fy_node *k, struct fy_node *v, sim_actio
 			a->names = (uint32_t)get_u64(p, kk, vv, key, 1u << 20);
 		} else if (a->type == ACT_WRITE && !strcmp(key, "meta")) {
 			a->meta = get_bool(p, kk, vv, key);
+		} else if (a->type == ACT_WRITE && !strcmp(key, "meta_only")) {
+			a->meta_only = get_bool(p, kk, vv, key);
 		} else if (a->type == ACT_WRITE && !strcmp(key, "name")) {
 			const char *s = scalar(p, kk, vv, key);
 			if (s != NULL && (strlen(s) > SIM_WRITE_PREFIX_MAX ||

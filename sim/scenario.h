@@ -100,6 +100,8 @@ typedef struct sim_action {
 	uint32_t names;
 	int32_t side;
 	bool meta;
+	bool meta_only;  /* a metadata change alone, no write: membership
+			  * dissemination measured away from any write */
 } sim_action;
 
 typedef struct sim_expect {

@@ -1286,6 +1286,10 @@ static void write_one(sim_world *w, uint32_t idx)
 		w->writes_refused++; /* no live writer in the set */
 		return;
 	}
+	if (a->meta_only) {
+		meta_change(w, who);
+		return;
+	}
 	char name[SIM_WRITE_PREFIX_MAX + 16];
 	if (a->prefix[0])
 		snprintf(name, sizeof name, "%s-%u", a->prefix, a->names ? j % a->names : j);
