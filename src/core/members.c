@@ -36,8 +36,10 @@ static int grow_index(cn_members *m, uint32_t ident)
 {
 	if (ident < m->slot_of_cap)
 		return 0;
-	/* Grow by half again: idents are dense from 0, so this tracks the pool. */
-	uint32_t cap = ident + 1 + (ident + 1) / 2;
+	/* Grow by half again, by a sixteenth past 4,096: idents are dense from
+	 * 0, so this tracks the pool, and a 10,000-node simulation holds 10^4
+	 * of these tables (slack there is 0.5 GiB at a half). */
+	uint32_t cap = ident + 1 + (ident + 1) / (ident < 4096 ? 2 : 16);
 	if (cap < 64)
 		cap = 64;
 	uint32_t *s = realloc(m->slot_of, (size_t)cap * sizeof *s);
@@ -53,9 +55,10 @@ static int grow_recs(cn_members *m)
 {
 	if (m->count < m->cap)
 		return 0;
-	/* Grow by a quarter: at 10^8 entries the slack is what costs, not the
-	 * (amortised O(1)) copying. cn_members_compact trims the rest. */
-	uint32_t cap = m->cap == 0 ? 16 : m->cap + m->cap / 4 + 16;
+	/* Grow by a quarter, by a sixteenth past 4,096: at 10^8 entries the
+	 * slack is what costs, not the (amortised O(1)) copying.
+	 * cn_members_compact trims the rest. */
+	uint32_t cap = m->cap == 0 ? 16 : m->cap + m->cap / (m->cap < 4096 ? 4 : 16) + 16;
 	if (cap > m->max)
 		cap = m->max;
 	cn_member_rec *r = realloc(m->recs, (size_t)cap * sizeof *r);
