@@ -120,6 +120,7 @@ int cn_suspicion_table_add(cn_suspicion_table *t, const cn_suspicion *s)
 {
 	uint32_t unused;
 	assert(!cn_idmap_get(&t->pos, s->ident, &unused));
+	(void)unused; /* NDEBUG builds */
 	if (t->count == t->cap) {
 		uint32_t cap = t->cap == 0 ? 8 : 2 * t->cap;
 		cn_suspicion *h = realloc(t->heap, (size_t)cap * sizeof *h);
