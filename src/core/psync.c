@@ -208,6 +208,29 @@ static int read_cstr(cn_mp_reader *r, char *out, size_t cap)
 	return 0;
 }
 
+/* A tuple [a, b, ...] of at least `need` elements (a newer sender may add
+ * more): read its header; *extra is how many trailing elements to skip
+ * after reading the first `need` (tuple_end). */
+static int tuple_begin(cn_mp_reader *r, uint32_t need, uint32_t *extra)
+{
+	uint32_t m;
+	int rc = cn_mp_read_array(r, &m, 16);
+	if (rc != 0)
+		return rc;
+	if (m < need)
+		return CN_ETRUNC;
+	*extra = m - need;
+	return 0;
+}
+
+static int tuple_end(cn_mp_reader *r, uint32_t extra)
+{
+	int rc = 0;
+	for (uint32_t x = 0; rc == 0 && x < extra; x++)
+		rc = cn_mp_skip(r);
+	return rc;
+}
+
 /* Read a known key once: seen is a bit set over keys 1..31. */
 static int once(uint32_t *seen, uint64_t key)
 {
@@ -822,13 +845,8 @@ static void sync_done(cn_psync *s, flight *f, const uint8_t *reply, size_t len)
 			char writer[CN_DOC_WRITER_MAX + 1];
 			const uint8_t *h;
 			uint32_t hl;
-			if ((rc = cn_mp_read_array(&r, &m, 16)) != 0)
-				break;
-			if (m < 5) {
-				rc = CN_ETRUNC;
-				break;
-			}
-			if ((rc = read_cstr(&r, k.kind, sizeof k.kind)) != 0 ||
+			if ((rc = tuple_begin(&r, 5, &m)) != 0 ||
+			    (rc = read_cstr(&r, k.kind, sizeof k.kind)) != 0 ||
 			    (rc = read_cstr(&r, k.name, sizeof k.name)) != 0 ||
 			    (rc = cn_mp_read_u64(&r, &v)) != 0 ||
 			    (rc = read_cstr(&r, writer, sizeof writer)) != 0 ||
@@ -838,8 +856,8 @@ static void sync_done(cn_psync *s, flight *f, const uint8_t *reply, size_t len)
 				rc = CN_EINVAL;
 				break;
 			}
-			for (uint32_t x = 5; rc == 0 && x < m; x++)
-				rc = cn_mp_skip(&r);
+			if ((rc = tuple_end(&r, m)) != 0)
+				break;
 			s->st.listed++;
 			if (!cn_doc_kind_ok(k.kind, strlen(k.kind)) ||
 			    !cn_doc_name_ok(k.name, strlen(k.name)) || refused(s, h) ||
@@ -968,18 +986,12 @@ static int serve_fetch(cn_psync *s, cn_mp_reader *r, uint32_t n_fields, uint8_t 
 		    (rc = cn_mp_read_array(r, &n, CN_PSYNC_FETCH_BATCH)) != 0)
 			break;
 		for (uint32_t j = 0; rc == 0 && j < n; j++) {
-			uint32_t m;
-			if ((rc = cn_mp_read_array(r, &m, 16)) != 0)
-				break;
-			if (m < 2) {
-				rc = CN_ETRUNC;
-				break;
-			}
-			if ((rc = read_cstr(r, names[j].kind, sizeof names[j].kind)) != 0 ||
+			uint32_t extra;
+			if ((rc = tuple_begin(r, 2, &extra)) != 0 ||
+			    (rc = read_cstr(r, names[j].kind, sizeof names[j].kind)) != 0 ||
 			    (rc = read_cstr(r, names[j].name, sizeof names[j].name)) != 0)
 				break;
-			for (uint32_t x = 2; rc == 0 && x < m; x++)
-				rc = cn_mp_skip(r);
+			rc = tuple_end(r, extra);
 		}
 	}
 	if (rc != 0)
@@ -1217,18 +1229,12 @@ static int serve_audit(cn_psync *s, cn_mp_reader *r, uint32_t n_fields, uint8_t 
 			break;
 		}
 		for (uint32_t j = 0; rc == 0 && j < n; j++) {
-			uint32_t m;
-			if ((rc = cn_mp_read_array(r, &m, 16)) != 0)
-				break;
-			if (m < 2) {
-				rc = CN_ETRUNC;
-				break;
-			}
-			if ((rc = read_cstr(r, heads[j].node, sizeof heads[j].node)) != 0 ||
+			uint32_t extra;
+			if ((rc = tuple_begin(r, 2, &extra)) != 0 ||
+			    (rc = read_cstr(r, heads[j].node, sizeof heads[j].node)) != 0 ||
 			    (rc = cn_mp_read_u64(r, &heads[j].seq)) != 0)
 				break;
-			for (uint32_t x = 2; rc == 0 && x < m; x++)
-				rc = cn_mp_skip(r);
+			rc = tuple_end(r, extra);
 		}
 	}
 	if (rc == 0 && heads == NULL)
