@@ -10,6 +10,7 @@ const sim_probe_ops *const sim_probes[] = {
 	&sim_probe_traffic,
 	&sim_probe_membership,
 	&sim_probe_policy,
+	&sim_probe_placement,
 };
 const size_t sim_probes_count = sizeof sim_probes / sizeof sim_probes[0];
 

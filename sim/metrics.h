@@ -92,6 +92,7 @@ typedef struct sim_probe_ops {
 extern const sim_probe_ops sim_probe_membership;
 extern const sim_probe_ops sim_probe_traffic;
 extern const sim_probe_ops sim_probe_policy;
+extern const sim_probe_ops sim_probe_placement;
 
 extern const sim_probe_ops *const sim_probes[];
 extern const size_t sim_probes_count;

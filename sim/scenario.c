@@ -383,6 +383,11 @@ static void parse_expect(pctx *p, struct fy_node *k, struct fy_node *v, sim_expe
 			e->converged = get_bool(p, kk, vv, key), e->has_converged = true;
 		else if (!strcmp(key, "detected_min"))
 			e->detected_min = get_u64(p, kk, vv, key, UINT32_MAX), e->has_detected_min = true;
+		else if (!strcmp(key, "placement_settled"))
+			e->placement_settled = get_bool(p, kk, vv, key), e->has_placement_settled = true;
+		else if (!strcmp(key, "partition_sides_run"))
+			e->partition_sides_run = get_bool(p, kk, vv, key),
+			e->has_partition_sides_run = true;
 		else
 			perr(p, kk, "expect", "unknown key '%s'", key);
 	}
@@ -715,6 +720,94 @@ static void parse_policy(pctx *p, struct fy_node *k, struct fy_node *v, sim_poli
 	}
 }
 
+/* One job: {name, replicas | per_node, priority, partition, spread}. */
+static void parse_job(pctx *p, struct fy_node *item, sim_jobcfg *jc)
+{
+	if (!is_map(item)) {
+		perr(p, item, "placement.jobs", "each job must be a map {name, replicas, ...}");
+		return;
+	}
+	void *it = NULL;
+	struct fy_node *kk, *vv;
+	const char *key;
+	bool has_replicas = false;
+	while (next_pair(item, &it, &kk, &vv, &key) && p->err == 0) {
+		if (!strcmp(key, "name")) {
+			const char *s = scalar(p, kk, vv, key);
+			if (s != NULL && (strlen(s) == 0 || strlen(s) >= sizeof jc->name))
+				perr(p, kk, key, "1 to %zu bytes", sizeof jc->name - 1);
+			else if (s != NULL)
+				snprintf(jc->name, sizeof jc->name, "%s", s);
+		} else if (!strcmp(key, "replicas")) {
+			jc->replicas = (uint32_t)get_u64(p, kk, vv, key, 10000);
+			has_replicas = true;
+		} else if (!strcmp(key, "per_node")) {
+			jc->per_node = get_bool(p, kk, vv, key);
+		} else if (!strcmp(key, "priority")) {
+			jc->priority = (uint32_t)get_u64(p, kk, vv, key, 1000);
+		} else if (!strcmp(key, "partition")) {
+			const char *s = scalar(p, kk, vv, key);
+			if (s != NULL && !strcmp(s, "majority_only"))
+				jc->majority_only = true;
+			else if (s != NULL && strcmp(s, "keep_running") != 0)
+				perr(p, kk, key, "'%s' is not keep_running or majority_only", s);
+		} else if (!strcmp(key, "spread")) {
+			const char *s = scalar(p, kk, vv, key);
+			if (s != NULL && strlen(s) >= sizeof jc->spread)
+				perr(p, kk, key, "at most %zu bytes", sizeof jc->spread - 1);
+			else if (s != NULL)
+				snprintf(jc->spread, sizeof jc->spread, "%s", s);
+		} else {
+			perr(p, kk, "placement.jobs", "unknown key '%s'", key);
+		}
+	}
+	if (p->err == 0 && jc->name[0] == '\0')
+		perr(p, item, "placement.jobs", "a job needs a name");
+	else if (p->err == 0 && has_replicas == jc->per_node)
+		perr(p, item, "placement.jobs", "job '%s': give replicas or per_node: true (one)",
+		     jc->name);
+}
+
+/* placement: {every: 1s, jobs: [...]} */
+static void parse_placement(pctx *p, struct fy_node *k, struct fy_node *v, sim_placecfg *pc)
+{
+	if (!is_map(v)) {
+		perr(p, k, "placement", "must be a map {every, jobs}");
+		return;
+	}
+	pc->every_us = 1000000;
+	void *it = NULL;
+	struct fy_node *kk, *vv;
+	const char *key;
+	while (next_pair(v, &it, &kk, &vv, &key) && p->err == 0) {
+		if (!strcmp(key, "every")) {
+			pc->every_us = get_dur(p, kk, vv, key);
+			if (p->err == 0 && pc->every_us < 100000)
+				perr(p, kk, key, "at least 100ms");
+		} else if (!strcmp(key, "jobs")) {
+			if (!is_seq(vv) || fy_node_sequence_item_count(vv) < 1 ||
+			    fy_node_sequence_item_count(vv) > SIM_JOBS_MAX) {
+				perr(p, kk, key, "must be a list of 1 to %d jobs", SIM_JOBS_MAX);
+				return;
+			}
+			void *si = NULL;
+			struct fy_node *e;
+			while ((e = fy_node_sequence_iterate(vv, &si)) != NULL && p->err == 0) {
+				sim_jobcfg *jc = &pc->jobs[pc->n_jobs];
+				parse_job(p, e, jc);
+				for (uint32_t j = 0; j < pc->n_jobs && p->err == 0; j++)
+					if (!strcmp(pc->jobs[j].name, jc->name))
+						perr(p, e, "placement.jobs", "job '%s' twice", jc->name);
+				pc->n_jobs++;
+			}
+		} else {
+			perr(p, kk, "placement", "unknown key '%s'", key);
+		}
+	}
+	if (p->err == 0 && pc->n_jobs == 0)
+		perr(p, k, "placement", "needs jobs");
+}
+
 static void parse_root(pctx *p, struct fy_node *root, sim_scenario *sc)
 {
 	void *it = NULL;
@@ -747,6 +840,8 @@ static void parse_root(pctx *p, struct fy_node *root, sim_scenario *sc)
 			parse_expect(p, k, v, &sc->expect);
 		} else if (!strcmp(key, "policy")) {
 			parse_policy(p, k, v, &sc->policy);
+		} else if (!strcmp(key, "placement")) {
+			parse_placement(p, k, v, &sc->placement);
 		} else if (!strcmp(key, "timeline")) {
 			parse_timeline(p, k, v, sc);
 		} else {

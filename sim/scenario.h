@@ -10,6 +10,8 @@
  *   node: {any cn_node_config integer field by name, lifeguard: bool}
  *   expect: {false_positives_max, detection_p99_ms_max, converged, ...}
  *   policy: on | {enabled, persist, settle}   (policy replicas, docs/sim.md)
+ *   placement: {every: 1s, jobs: [{name, replicas | per_node, priority,
+ *               partition, spread}]}         (placement agreement, docs/sim.md)
  *   timeline: [ {at: 30s, crash: {random: 1}}, ... ]
  *
  * Every error names the file, the line and the field. Durations are "250ms",
@@ -106,6 +108,8 @@ typedef struct sim_action {
 
 typedef struct sim_expect {
 	bool has_fp_max, has_det_p99_max, has_converged, has_detected_min;
+	bool has_placement_settled, placement_settled;
+	bool has_partition_sides_run, partition_sides_run;
 	uint64_t fp_max;
 	uint64_t det_p99_ms_max;
 	bool converged;
@@ -120,6 +124,24 @@ typedef struct sim_policycfg {
 	uint64_t settle_us;          /* quiet time after which divergence is a
 				      * violation; 0 = the default bound */
 } sim_policycfg;
+
+/* Jobs every node places from its own view (sim/probe_placement.c): the
+ * agent's scheduling code (agent/sched.h) over each node's membership. */
+enum { SIM_JOBS_MAX = 64 };
+typedef struct sim_jobcfg {
+	char name[64];
+	uint32_t replicas;
+	uint32_t priority;
+	bool per_node;
+	bool majority_only;
+	char spread[32];             /* label key, "" none */
+} sim_jobcfg;
+
+typedef struct sim_placecfg {
+	uint64_t every_us;           /* 0: placement off */
+	uint32_t n_jobs;
+	sim_jobcfg jobs[SIM_JOBS_MAX];
+} sim_placecfg;
 
 typedef struct sim_scenario {
 	char name[64];
@@ -136,6 +158,7 @@ typedef struct sim_scenario {
 	cn_node_config node;         /* name/addr/incarnation filled per node */
 	sim_expect expect;
 	sim_policycfg policy;
+	sim_placecfg placement;
 	uint32_t n_actions;
 	sim_action *actions;         /* owned, sorted by at_us (stable) */
 } sim_scenario;
