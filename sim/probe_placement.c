@@ -72,6 +72,7 @@ typedef struct placement {
 	uint64_t last_live, last_agree, last_inst, last_expected, last_dup, last_orph, last_miss;
 	bool last_settled;
 	uint64_t majority_overlap_max;  /* majority_only instances beyond want */
+	uint64_t majority_overlap_last_us; /* last sample with any */
 	uint32_t part_groups, part_full; /* last partitioned sample */
 	bool part_seen;
 	disturb dist[DISTURB_MAX];
@@ -335,6 +336,8 @@ static void p_sample(void *st, sim_world *w)
 			dup += inst[k] - want;
 			if (jo->majority_only && inst[k] - want > p->majority_overlap_max)
 				p->majority_overlap_max = inst[k] - want;
+			if (jo->majority_only)
+				p->majority_overlap_last_us = w->now_us;
 		}
 	}
 	/* A partition: does each side run every keep_running job in full? */
@@ -407,6 +410,7 @@ static void p_summary(void *st, sim_world *w, cn_json *j)
 	cn_json_kv_u64(j, "orphans_max", p->max_orphans);
 	cn_json_kv_u64(j, "missing_max", p->max_missing);
 	cn_json_kv_u64(j, "majority_only_overlap_max", p->majority_overlap_max);
+	cn_json_kv_u64(j, "majority_only_overlap_last_ms", p->majority_overlap_last_us / 1000);
 	cn_json_key(j, "settle_ms");
 	cn_json_arr_begin(j);
 	for (uint32_t d = 0; d < p->n_dist; d++) {

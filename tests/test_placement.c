@@ -695,6 +695,12 @@ START_TEST(majority_counts)
 	ck_assert_uint_eq(r.jobs[0].n_eligible_known, 5);
 	ck_assert(r.jobs[0].quorum);
 	cn_place_result_free(&r);
+	/* A suspect is placed on, but is no vote: 2 alive of 5 known. */
+	f.m[2].state = CN_STATE_SUSPECT;
+	place(&f, &js, NULL, &r);
+	ck_assert_uint_eq(r.jobs[0].n_eligible, 3);
+	ck_assert(!r.jobs[0].quorum);
+	cn_place_result_free(&r);
 	f.m[2].state = CN_STATE_DEAD;
 	place(&f, &js, NULL, &r);
 	ck_assert(!r.jobs[0].quorum);

@@ -160,7 +160,7 @@ struct elig {
 	uint64_t sig;
 	uint32_t next;         /* chain, index + 1 */
 	const cn_jobspec *rep; /* a spec with this filter */
-	uint32_t n_live, n_known, wmax;
+	uint32_t n_live, n_known, n_alive, wmax; /* n_alive: not even suspect */
 	uint32_t *idx;         /* live eligible members, ascending */
 	uint64_t *hash;        /* their name hashes */
 };
@@ -376,6 +376,7 @@ static int elig_for(struct ctx *c, const cn_jobspec *s, uint32_t *out)
 		if (!c->known[i] || !fits(s, c->m[i]->meta))
 			continue;
 		e->n_known++;
+		e->n_alive += c->m[i]->state == CN_STATE_ALIVE;
 		if (c->live[i])
 			c->scratch[n_live++].idx = (uint32_t)i;
 	}
@@ -961,7 +962,13 @@ static int assemble(struct ctx *c, const struct heaps *hp, bool bounded, cn_plac
 		jo->first = first;
 		jo->n_eligible = e->n_live;
 		jo->n_eligible_known = e->n_known;
-		jo->quorum = 2 * (uint64_t)e->n_live > e->n_known;
+		/* Suspects do not count toward a majority: as a partition is
+		 * detected member by member, a side that has declared the host
+		 * failed but still counts the rest of the other side as suspect
+		 * would otherwise see a majority and start a second copy while
+		 * the host still runs it (sim placement-partition showed it). A
+		 * suspect that refutes counts again. */
+		jo->quorum = 2 * (uint64_t)e->n_alive > e->n_known;
 		pos[q] = first;
 		first += j->want;
 		if (j->per_node)

@@ -44,8 +44,9 @@
  * per job, n_eligible (live eligible members this view sees) and
  * n_eligible_known (eligible members in any state but left, i.e. including
  * failed and suspect ones this agent still knows of). `quorum` is
- * 2 * n_eligible > n_eligible_known; the runtime runs a majority_only
- * replica only while its job's quorum holds.
+ * 2 * (eligible members that are alive, suspects excluded) >
+ * n_eligible_known; the runtime runs a majority_only replica only while
+ * its job's quorum holds.
  *
  * Not thread-safe per placer; one placer per thread. No I/O, no clock. */
 #ifndef CN_CORE_PLACEMENT_H
@@ -111,7 +112,7 @@ typedef struct cn_place_job_out {
 	uint32_t n_eligible;       /* live eligible members */
 	uint32_t n_eligible_known; /* eligible members in any state but left */
 	uint32_t n_overflow;       /* replicas placed above a cap */
-	bool quorum;               /* 2 * n_eligible > n_eligible_known */
+	bool quorum;               /* 2 * alive eligible (no suspects) > n_eligible_known */
 } cn_place_job_out;
 
 typedef struct cn_place_member_out {
