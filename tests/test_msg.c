@@ -291,6 +291,53 @@ START_TEST(rollout_reports_fit_the_budget)
 }
 END_TEST
 
+static void workloads_fill(cn_meta *m, unsigned n)
+{
+	m->n_workloads = (uint8_t)n;
+	for (unsigned i = 0; i < n; i++)
+		m->workloads[i] = (cn_workload_report){UINT64_MAX - i, 0x80000000u + i, UINT32_MAX,
+						       (uint16_t)(60000 + i), 255, 0};
+}
+
+/* Workload reports take what rollout reports leave: all sixteen next to
+ * typical metadata with all eight rollouts; next to maximal labels the
+ * rollouts come first and the workloads are cut (possibly to none), and
+ * the struct trimmed by cn_meta_rollout_fit decodes to itself. */
+START_TEST(workload_reports_fit_after_rollouts)
+{
+	cn_meta m, d;
+	size_t len;
+	meta_min(&m);
+	strcpy(m.arch, "arm64");
+	rollout_fill(&m, CN_ROLLOUT_REPORTS_MAX);
+	workloads_fill(&m, CN_WORKLOAD_REPORTS_MAX);
+	meta_roundtrip(&m, &d, &len);
+	ck_assert_uint_eq(d.n_rollout, CN_ROLLOUT_REPORTS_MAX);
+	ck_assert_uint_eq(d.n_workloads, CN_WORKLOAD_REPORTS_MAX);
+	ck_assert_int_eq(memcmp(&m, &d, sizeof m), 0);
+
+	meta_max(&m);
+	rollout_fill(&m, CN_ROLLOUT_REPORTS_MAX);
+	workloads_fill(&m, CN_WORKLOAD_REPORTS_MAX);
+	meta_roundtrip(&m, &d, &len);
+	ck_assert_uint_ge(d.n_rollout, 1);
+	ck_assert_uint_lt(d.n_workloads, CN_WORKLOAD_REPORTS_MAX);
+	ck_assert_uint_eq(cn_meta_rollout_fit(&m), d.n_rollout);
+	ck_assert_uint_eq(m.n_workloads, d.n_workloads);
+	/* (accelerators come back sorted, so compare the reports alone) */
+	ck_assert_int_eq(memcmp(m.rollout, d.rollout, sizeof m.rollout), 0);
+	ck_assert_int_eq(memcmp(m.workloads, d.workloads, sizeof m.workloads), 0);
+
+	/* Labels at the limit and no rollout: the workloads get the room. */
+	meta_max(&m);
+	workloads_fill(&m, CN_WORKLOAD_REPORTS_MAX);
+	meta_roundtrip(&m, &d, &len);
+	ck_assert_uint_eq(d.n_rollout, 0);
+	ck_assert_uint_ge(d.n_workloads, 1); /* 993 + 2 + 25 <= 1024 */
+	ck_assert_uint_gt(len + 25, CN_META_WIRE_MAX); /* the next one would not fit */
+}
+END_TEST
+
 /* ---- explicit rules ------------------------------------------------- */
 
 static int decode_one(const uint8_t *b, size_t len, cn_msg *m, cn_msg_stats *st)
@@ -675,6 +722,11 @@ static void render_meta(struct lines *l, const char *p, const cn_meta *m)
 		add(l, "%smeta.rollout.%d = %08x %llu %u %u", p, i, (unsigned)m->rollout[i].job_hash,
 		    (unsigned long long)m->rollout[i].version, (unsigned)m->rollout[i].done_stage,
 		    (unsigned)m->rollout[i].flags);
+	for (int i = 0; i < m->n_workloads; i++)
+		add(l, "%smeta.workload.%d = %08x %u %u %u %llu", p, i,
+		    (unsigned)m->workloads[i].job_hash, (unsigned)m->workloads[i].replica,
+		    (unsigned)m->workloads[i].state, (unsigned)m->workloads[i].restarts,
+		    (unsigned long long)m->workloads[i].version);
 }
 
 static void render_addr(struct lines *l, const char *p, const char *field, const cn_addr *a)
@@ -1128,6 +1180,7 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, roundtrip_every_type);
 	tcase_add_test(tc, maximal_meta_fits);
 	tcase_add_test(tc, rollout_reports_fit_the_budget);
+	tcase_add_test(tc, workload_reports_fit_after_rollouts);
 	tcase_add_test(tc, unknown_key_ignored_and_counted);
 	tcase_add_test(tc, unknown_type_skipped);
 	tcase_add_test(tc, missing_required_field);

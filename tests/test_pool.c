@@ -55,6 +55,7 @@ START_TEST(meta_is_stored_once_and_refcounted)
 	b.mem_mb = b.load_milli = b.mem_free_mb = 0;
 	b.power = b.battery_pct = 0;
 	b.n_rollout = 0;
+	b.n_workloads = 0;
 	uint32_t ra, rb, rc;
 	ck_assert_int_eq(cn_pool_meta_acquire(p, &a, &ra), 0);
 	ck_assert_int_eq(cn_pool_meta_acquire(p, &b, &rb), 0);

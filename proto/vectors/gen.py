@@ -129,13 +129,15 @@ class Meta:
     non-default fields, wire() gives the canonical map."""
 
     def __init__(self, labels=None, arch='', os='', cpus=0, mem_mb=0, accel=None,
-                 load_milli=0, mem_free_mb=0, power=0, battery_pct=255, rollout=None):
+                 load_milli=0, mem_free_mb=0, power=0, battery_pct=255, rollout=None,
+                 workloads=None):
         self.labels = labels or {}
         self.arch, self.os, self.cpus, self.mem_mb = arch, os, cpus, mem_mb
         self.accel = accel or {}
         self.load_milli, self.mem_free_mb = load_milli, mem_free_mb
         self.power, self.battery_pct = power, battery_pct
         self.rollout = rollout or []  # [(job_hash, version, done_stage, flags)]
+        self.workloads = workloads or []  # [(job_hash, replica, state, restarts, version)]
 
     def wire(self):
         m = {}
@@ -161,6 +163,8 @@ class Meta:
             m[10] = self.battery_pct
         if self.rollout:
             m[11] = [list(e) for e in self.rollout]
+        if self.workloads:
+            m[12] = [list(e) for e in self.workloads]
         return m
 
     def render(self, p):
@@ -175,6 +179,8 @@ class Meta:
                 out.append('%smeta.%s = %d' % (p, name, getattr(self, name)))
         out += ['%smeta.rollout.%d = %08x %d %d %d' % ((p, i) + tuple(e))
                 for i, e in enumerate(self.rollout)]
+        out += ['%smeta.workload.%d = %08x %d %d %d %d' % ((p, i) + tuple(e))
+                for i, e in enumerate(self.workloads)]
         return out
 
 
@@ -376,6 +382,12 @@ def main():
                                                   (0x01020304, 7, 0, 6)])
     dgram('meta-rollout', [ok(meta_msg('cam-17', 3, rolling, 14))],
           'Metadata with two staged-rollout reports (key 11); older decoders skip it.')
+    running = Meta(arch='x86_64', cpus=8,
+                   workloads=[(0x0badcafe, 0, 3, 0, 0x0001_8f2a_1c3b_0004),
+                              (0x0badcafe, 2, 5, 17, 0x0001_8f2a_1c3b_0004),
+                              (0x9e3779b9, 1, 2, 1, 7)])
+    dgram('meta-workloads', [ok(meta_msg('cam-17', 3, running, 15))],
+          'Metadata with three workload reports (key 12); older decoders skip it.')
     dgram('policy-announce', [ok(announce('job', 'vision/detector', 0x0001_8f2a_1c3b_0004,
                                           'op-laptop', h))], 'Policy announcement.')
     dgram('datagram-piggyback', [ok(ping(1, 'node-b', 'node-a')),
@@ -503,6 +515,16 @@ def main():
             'A rollout report of three elements instead of four.')
     hostile('hostile-rollout-stage', alive_with({11: [[1, 1, 65536, 0]]}), 'CN_ERANGE',
             'A done stage above CN_ROLLOUT_STAGE_MAX.')
+    hostile('hostile-workloads-17', alive_with({12: [[1, r, 2, 0, 1] for r in range(17)]}),
+            'CN_ELIMIT', 'Seventeen workload reports, one over CN_WORKLOAD_REPORTS_MAX.')
+    hostile('hostile-workloads-short', alive_with({12: [[1, 0, 2, 0]]}), 'CN_EINVAL',
+            'A workload report of four elements instead of five.')
+    hostile('hostile-workloads-order', alive_with({12: [[2, 0, 2, 0, 1], [1, 0, 2, 0, 1]]}),
+            'CN_EINVAL', 'Workload reports out of (job_hash, replica) order.')
+    hostile('hostile-workloads-repeat', alive_with({12: [[1, 4, 2, 0, 1], [1, 4, 3, 0, 1]]}),
+            'CN_EINVAL', 'Two reports for one replica.')
+    hostile('hostile-workloads-replica', alive_with({12: [[1, 65536, 2, 0, 1]]}), 'CN_ERANGE',
+            'A replica number above 65535.')
     hostile('hostile-meta-big', alive_with({31: 'x' * 1100}), 'CN_ELIMIT',
             'Metadata above CN_META_WIRE_MAX, padded with an unknown key.')
     hostile('hostile-vmin-above-vmax', alive_with({}, {6: 2, 7: 1}), 'CN_ERANGE',

@@ -405,6 +405,12 @@ void cn_meta_canon(const cn_meta *in, cn_meta *out)
 		out->rollout[i] = in->rollout[i];
 		out->rollout[i].pad_ = 0;
 	}
+	out->n_workloads = in->n_workloads > CN_WORKLOAD_REPORTS_MAX ? CN_WORKLOAD_REPORTS_MAX
+								     : in->n_workloads;
+	for (uint8_t i = 0; i < out->n_workloads; i++) {
+		out->workloads[i] = in->workloads[i];
+		out->workloads[i].pad_ = 0;
+	}
 }
 
 int cn_pool_meta_acquire(cn_pool *p, const cn_meta *meta, uint32_t *ref)

@@ -45,7 +45,9 @@ static_assert(CN_LABEL_KEY_MAX < 256 && CN_LABEL_VALUE_MAX < 256 && CN_ARCH_MAX 
 	      "string header sizes assumed by META_WORST");
 static_assert(CN_LABELS_MAX < 65536 && CN_ACCEL_MAX < 16, "container header sizes");
 static_assert(CN_ROLLOUT_REPORTS_MAX < 16 && CN_K_M_ROLLOUT < 128 && CN_ROLLOUT_STAGE_MAX <= UINT16_MAX,
-	      "rollout array and key sizes assumed by rollout_fit");
+	      "rollout array and key sizes assumed by reports_fit");
+static_assert(CN_WORKLOAD_REPORTS_MAX < 65536 && CN_K_M_WORKLOADS < 128,
+	      "workload array and key sizes assumed by reports_fit");
 
 #define BIT(k) (UINT64_C(1) << (k))
 
@@ -329,6 +331,38 @@ static int read_rollout(cn_mp_reader *r, cn_meta *out)
 	return rc;
 }
 
+/* [job_hash, replica, state, restarts, version], strictly ascending by
+ * (job_hash, replica) so that equal reports are equal bytes. */
+static int read_workloads(cn_mp_reader *r, cn_meta *out)
+{
+	uint32_t n, k;
+	int rc = cn_mp_read_array(r, &n, CN_WORKLOAD_REPORTS_MAX);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		cn_workload_report *e = &out->workloads[i];
+		uint32_t replica;
+		if ((rc = cn_mp_read_array(r, &k, 5)) != 0)
+			break;
+		if (k != 5)
+			return CN_EINVAL;
+		if ((rc = cn_mp_read_u32(r, &e->job_hash)) != 0 ||
+		    (rc = cn_mp_read_u32(r, &replica)) != 0 ||
+		    (rc = read_u8(r, &e->state, 0, 255)) != 0 ||
+		    (rc = cn_mp_read_u32(r, &e->restarts)) != 0 ||
+		    (rc = cn_mp_read_u64(r, &e->version)) != 0)
+			break;
+		if (replica > UINT16_MAX)
+			return CN_ERANGE;
+		e->replica = (uint16_t)replica;
+		if (i > 0 && (out->workloads[i - 1].job_hash > e->job_hash ||
+			      (out->workloads[i - 1].job_hash == e->job_hash &&
+			       out->workloads[i - 1].replica >= e->replica)))
+			return CN_EINVAL;
+	}
+	if (rc == 0)
+		out->n_workloads = (uint8_t)n;
+	return rc;
+}
+
 static void meta_defaults(cn_meta *m)
 {
 	memset(m, 0, sizeof *m);
@@ -358,6 +392,7 @@ int cn_meta_decode(cn_mp_reader *r, cn_meta *out, cn_msg_stats *stats)
 		case CN_K_M_POWER: rc = read_u8(r, &out->power, 0, 255); break;
 		case CN_K_M_BATTERY: rc = read_u8(r, &out->battery_pct, 0, 255); break;
 		case CN_K_M_ROLLOUT: rc = read_rollout(r, out); break;
+		case CN_K_M_WORKLOADS: rc = read_workloads(r, out); break;
 		default: rc = body_skip(&b); break;
 		}
 		if (rc)
@@ -385,6 +420,11 @@ static void check_meta(const cn_meta *m)
 		assert(m->accel[i].count > 0);
 	assert(m->battery_pct <= 100 || m->battery_pct == 255);
 	assert(m->n_rollout <= CN_ROLLOUT_REPORTS_MAX);
+	assert(m->n_workloads <= CN_WORKLOAD_REPORTS_MAX);
+	for (unsigned i = 1; i < m->n_workloads; i++)
+		assert(m->workloads[i - 1].job_hash < m->workloads[i].job_hash ||
+		       (m->workloads[i - 1].job_hash == m->workloads[i].job_hash &&
+			m->workloads[i - 1].replica < m->workloads[i].replica));
 	(void)m;
 }
 
@@ -479,37 +519,63 @@ static size_t rollout_entry_size(const cn_rollout_report *e)
 	       uint_size(e->flags);
 }
 
-/* How many rollout reports fit next to the other fields. The others are at
- * most META_WORST (993) bytes, so on a member with few labels all eight
- * reports (8 x 20 bytes at most) fit; on one that uses the whole label
- * budget the last reports are left out. */
-static unsigned rollout_fit(const cn_meta *m)
+static size_t workload_entry_size(const cn_workload_report *e)
 {
-	if (m->n_rollout == 0)
-		return 0;
+	return 1 + uint_size(e->job_hash) + uint_size(e->replica) + uint_size(e->state) +
+	       uint_size(e->restarts) + uint_size(e->version);
+}
+
+static size_t array_header_size(unsigned n) { return n < 16 ? 1 : 3; }
+
+/* How many rollout reports, then workload reports, fit next to the other
+ * fields. The others are at most META_WORST (993) bytes, so on a member
+ * with few labels all eight rollout reports (8 x 20 bytes at most) and all
+ * sixteen workload reports (16 x 25 at most) fit; on one that uses the
+ * whole label budget the last ones are left out, workloads first. */
+static void reports_fit(const cn_meta *m, unsigned *n_rollout, unsigned *n_workloads)
+{
+	*n_rollout = *n_workloads = 0;
+	if (m->n_rollout == 0 && m->n_workloads == 0)
+		return;
 	uint8_t tmp[CN_META_WIRE_MAX + 64];
 	cn_mp_writer w;
 	cn_mp_writer_init(&w, tmp, sizeof tmp);
-	meta_put_fields(&w, m, 1); /* fixmap either way: at most 11 keys */
-	size_t len = w.len + 1 + 1; /* key 11, fixarray header */
-	unsigned k = 0;
-	while (k < m->n_rollout) {
-		size_t e = rollout_entry_size(&m->rollout[k]);
-		if (w.overflow || len + e > CN_META_WIRE_MAX)
-			break;
-		len += e;
-		k++;
+	meta_put_fields(&w, m, 2); /* fixmap either way: at most 12 keys */
+	if (w.overflow)
+		return;
+	size_t len = w.len;
+	if (m->n_rollout > 0 && len + 2 <= CN_META_WIRE_MAX) {
+		size_t l = len + 2; /* key 11, fixarray header (at most 8) */
+		unsigned k = 0;
+		while (k < m->n_rollout && l + rollout_entry_size(&m->rollout[k]) <= CN_META_WIRE_MAX)
+			l += rollout_entry_size(&m->rollout[k++]);
+		if (k > 0) {
+			*n_rollout = k;
+			len = l;
+		}
 	}
-	return k;
+	if (m->n_workloads > 0) {
+		/* key 12 and the array header (fixarray below 16, else 3 bytes) */
+		size_t l = len + 1 + array_header_size(m->n_workloads);
+		unsigned k = 0;
+		while (k < m->n_workloads &&
+		       l + workload_entry_size(&m->workloads[k]) <= CN_META_WIRE_MAX)
+			l += workload_entry_size(&m->workloads[k++]);
+		*n_workloads = k;
+	}
 }
 
 unsigned cn_meta_rollout_fit(cn_meta *m)
 {
 	check_meta(m);
-	unsigned k = rollout_fit(m);
+	unsigned k, kw;
+	reports_fit(m, &k, &kw);
 	for (unsigned i = k; i < m->n_rollout; i++)
 		memset(&m->rollout[i], 0, sizeof m->rollout[i]);
 	m->n_rollout = (uint8_t)k;
+	for (unsigned i = kw; i < m->n_workloads; i++)
+		memset(&m->workloads[i], 0, sizeof m->workloads[i]);
+	m->n_workloads = (uint8_t)kw;
 	return k;
 }
 
@@ -517,8 +583,9 @@ void cn_meta_encode(cn_mp_writer *w, const cn_meta *m)
 {
 	check_meta(m);
 	size_t before = w->len;
-	unsigned k = rollout_fit(m);
-	meta_put_fields(w, m, k > 0);
+	unsigned k, kw;
+	reports_fit(m, &k, &kw);
+	meta_put_fields(w, m, (k > 0) + (kw > 0));
 	if (k > 0) {
 		cn_mp_put_uint(w, CN_K_M_ROLLOUT);
 		cn_mp_put_array(w, k);
@@ -529,6 +596,19 @@ void cn_meta_encode(cn_mp_writer *w, const cn_meta *m)
 			cn_mp_put_uint(w, e->version);
 			cn_mp_put_uint(w, e->done_stage);
 			cn_mp_put_uint(w, e->flags);
+		}
+	}
+	if (kw > 0) {
+		cn_mp_put_uint(w, CN_K_M_WORKLOADS);
+		cn_mp_put_array(w, kw);
+		for (unsigned i = 0; i < kw; i++) {
+			const cn_workload_report *e = &m->workloads[i];
+			cn_mp_put_array(w, 5);
+			cn_mp_put_uint(w, e->job_hash);
+			cn_mp_put_uint(w, e->replica);
+			cn_mp_put_uint(w, e->state);
+			cn_mp_put_uint(w, e->restarts);
+			cn_mp_put_uint(w, e->version);
 		}
 	}
 	/* The fields are at most META_WORST (static_assert above) and the

@@ -50,6 +50,18 @@ typedef struct cn_rollout_report {
 	uint8_t pad_;          /* zero */
 } cn_rollout_report;
 
+/* One workload replica this member runs (agent/workloads.c), so that
+ * `canopy job status` on any member shows every replica's state. */
+typedef struct cn_workload_report {
+	uint64_t version;      /* job document version it runs */
+	uint32_t job_hash;     /* FNV-1a 32 of the job name */
+	uint32_t restarts;
+	uint16_t replica;
+	uint8_t state;         /* runtime state (runtime/runtime.h enum cn_rt_state);
+				* unknown values kept as they came */
+	uint8_t pad_;          /* zero */
+} cn_workload_report;
+
 /* Member metadata: slow-changing labels and capacity, fast-changing health.
  * Labels are kept sorted by key with unique keys (the encoder asserts it,
  * the decoder refuses anything else with CN_EINVAL) so that two agents
@@ -72,6 +84,10 @@ typedef struct cn_meta {
 	 * encoder writes only as many as fit CN_META_WIRE_MAX */
 	uint8_t n_rollout;
 	cn_rollout_report rollout[CN_ROLLOUT_REPORTS_MAX];
+	/* workload replicas this member runs, in (job_hash, replica) order;
+	 * written after the rollout reports, as many as fit */
+	uint8_t n_workloads;
+	cn_workload_report workloads[CN_WORKLOAD_REPORTS_MAX];
 } cn_meta;
 
 typedef struct cn_coord {
@@ -218,9 +234,10 @@ int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pus
 /* Metadata alone (also used by the admin plane). */
 void cn_meta_encode(cn_mp_writer *w, const cn_meta *m);
 int cn_meta_decode(cn_mp_reader *r, cn_meta *out, cn_msg_stats *stats);
-/* Drop the trailing rollout reports that cn_meta_encode would leave out
- * (the whole map must fit CN_META_WIRE_MAX), so that what a member holds is
- * what its peers decode. Returns the number kept. */
+/* Drop the trailing rollout reports, then the trailing workload reports,
+ * that cn_meta_encode would leave out (the whole map must fit
+ * CN_META_WIRE_MAX), so that what a member holds is what its peers decode.
+ * Returns the number of rollout reports kept. */
 unsigned cn_meta_rollout_fit(cn_meta *m);
 /* Insert or replace a label keeping the sort order. CN_EINVAL for bad text,
  * CN_EFULL past CN_LABELS_MAX. */

@@ -75,6 +75,7 @@ enum {
 	CN_MSG_FIELDS_MAX = 64,    /* keys in one body map */
 	CN_ROLLOUT_REPORTS_MAX = 8, /* rollout reports in one member's metadata */
 	CN_ROLLOUT_STAGE_MAX = 65535,
+	CN_WORKLOAD_REPORTS_MAX = 16, /* workload reports in one member's metadata */
 };
 
 static_assert(CN_DATAGRAM_PLAIN_MAX == 1352, "datagram budget");
@@ -124,6 +125,7 @@ enum {
 	CN_K_M_POWER = 9,
 	CN_K_M_BATTERY = 10,
 	CN_K_M_ROLLOUT = 11,
+	CN_K_M_WORKLOADS = 12,
 };
 
 /* Member states as carried in push-pull. */
