@@ -93,6 +93,8 @@ struct cn_workloads {
 	bool *settled;          /* scratch, CN_JOB_REPLICAS_MAX */
 	bool placed_once;
 	uint64_t opened_ms;
+	uint64_t reports_sent_ms;   /* last metadata change for workload reports */
+	uint64_t reports_unsent;    /* replicas left out of the reports (budget) */
 };
 
 /* ---- the runtime's record store on LMDB ---- */
@@ -594,9 +596,66 @@ static int roll_newer_first(const void *x, const void *y)
 	return a->st.version > b->st.version ? -1 : a->st.version < b->st.version ? 1 : 0;
 }
 
+static int report_cmp(const void *x, const void *y)
+{
+	const cn_workload_report *a = x, *b = y;
+	if (a->job_hash != b->job_hash)
+		return a->job_hash < b->job_hash ? -1 : 1;
+	return a->replica < b->replica ? -1 : a->replica > b->replica;
+}
+
+/* The replicas this agent runs, as key-12 reports in (job_hash, replica)
+ * order. Instances being stopped and ones not wanted are left out: the
+ * reports answer "who runs what". Two jobs whose names share a hash
+ * would collide on one replica number: the second is left out. */
+static unsigned workload_reports(cn_workloads *w, cn_workload_report *out)
+{
+	size_t n = cn_rt_list(w->rt, w->infos, WANTS_MAX);
+	if (n > WANTS_MAX)
+		n = WANTS_MAX;
+	cn_workload_report all[WANTS_MAX];
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const cn_rt_info *in = &w->infos[i];
+		if (!in->wanted || in->replica > UINT16_MAX)
+			continue;
+		all[k++] = (cn_workload_report){in->version, cn_rollout_job_hash(in->job),
+						in->restarts, (uint16_t)in->replica, in->state, 0};
+	}
+	qsort(all, k, sizeof all[0], report_cmp);
+	unsigned m = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (m > 0 && report_cmp(&out[m - 1], &all[i]) == 0)
+			continue;
+		if (m == CN_WORKLOAD_REPORTS_MAX) {
+			w->reports_unsent += k - i;
+			break;
+		}
+		out[m++] = all[i];
+	}
+	return m;
+}
+
+/* Equal but for restart counts. */
+static bool reports_same_shape(const cn_meta *a, const cn_meta *b)
+{
+	if (a->n_workloads != b->n_workloads)
+		return false;
+	for (unsigned i = 0; i < a->n_workloads; i++) {
+		const cn_workload_report *x = &a->workloads[i], *y = &b->workloads[i];
+		if (x->job_hash != y->job_hash || x->replica != y->replica || x->state != y->state ||
+		    x->version != y->version)
+			return false;
+	}
+	return true;
+}
+
 /* Our reports into our metadata: the newest CN_ROLLOUT_REPORTS_MAX live
- * rollouts (what fits the metadata budget). */
-static void rollouts_publish(cn_workloads *w, cn_agent *a, uint64_t now_ms)
+ * rollouts, then the replicas we run (what fits the metadata budget). One
+ * metadata change carries both. Every change is gossiped to the whole
+ * fleet, so a change of restart counts alone (a crash loop) waits
+ * CN_WORKLOADS_REPORT_MIN_MS since the last one; anything else goes now. */
+static void reports_publish(cn_workloads *w, cn_agent *a, uint64_t now_ms)
 {
 	const roll *pick[ROLLS_MAX];
 	size_t n = 0;
@@ -620,11 +679,20 @@ static void rollouts_publish(cn_workloads *w, cn_agent *a, uint64_t now_ms)
 				  (r->st.reverted ? CN_ROLLOUT_REVERTED : 0)),
 			0};
 	}
+	memset(m.workloads, 0, sizeof m.workloads);
+	m.n_workloads = (uint8_t)workload_reports(w, m.workloads);
 	cn_meta_rollout_fit(&m);
-	if (m.n_rollout == self.meta.n_rollout &&
-	    memcmp(m.rollout, self.meta.rollout, sizeof m.rollout) == 0)
+	bool rollouts_same = m.n_rollout == self.meta.n_rollout &&
+			     memcmp(m.rollout, self.meta.rollout, sizeof m.rollout) == 0;
+	bool workloads_same = m.n_workloads == self.meta.n_workloads &&
+			      memcmp(m.workloads, self.meta.workloads, sizeof m.workloads) == 0;
+	if (rollouts_same && workloads_same)
 		return;
-	(void)cn_node_set_meta(a->node, &m, now_ms);
+	if (rollouts_same && reports_same_shape(&m, &self.meta) &&
+	    now_ms < w->reports_sent_ms + CN_WORKLOADS_REPORT_MIN_MS)
+		return; /* restart counts alone: later */
+	if (cn_node_set_meta(a->node, &m, now_ms) == 0)
+		w->reports_sent_ms = now_ms;
 }
 
 /* ---- placement ---- */
@@ -676,7 +744,7 @@ static void place(cn_workloads *w, cn_agent *a, uint64_t now_ms)
 	w->n_wants = n;
 	rollouts_step(w, a, now_ms);
 	rollouts_wants(w);
-	rollouts_publish(w, a, now_ms);
+	reports_publish(w, a, now_ms);
 	if (!wants_changed(w))
 		return;
 	rc = cn_rt_set_desired(w->rt, w->wants, w->n_wants, now_ms);
@@ -839,33 +907,54 @@ static int cmd_job_status(cn_workloads *w, cn_agent *a, const char *name, bool j
 			      jo->majority_only ? (jo->quorum ? ", quorum held" : ", NO QUORUM here")
 						: "");
 	}
+	uint32_t hash = cn_rollout_job_hash(name);
 	for (uint32_t x = 0; x < jo->n_placed; x++) {
 		const char *member = w->res.members[w->res.slots[jo->first + x]].name;
 		cn_member m;
-		const char *mstate = cn_node_member_find(a->node, member, &m) == 0
-					     ? cn_member_state_name(m.state)
-					     : "unknown";
+		bool known = cn_node_member_find(a->node, member, &m) == 0;
+		const char *mstate = known ? cn_member_state_name(m.state) : "unknown";
 		cn_rt_info in;
-		bool local = strcmp(member, w->self) == 0 &&
-			     cn_rt_get(w->rt, name, x, &in) == 0;
+		bool local = strcmp(member, w->self) == 0 && cn_rt_get(w->rt, name, x, &in) == 0;
+		/* Elsewhere: what the host reports in its metadata (key 12).
+		 * The host numbers replicas from its own view; if that differs
+		 * from ours, any report of this job from that host stands in. */
+		const cn_workload_report *rep = NULL;
+		for (unsigned i = 0; !local && known && i < m.meta.n_workloads; i++) {
+			const cn_workload_report *e = &m.meta.workloads[i];
+			if (e->job_hash == hash && (rep == NULL || e->replica == x))
+				rep = e;
+		}
+		const char *source = local ? "local" : rep != NULL ? "gossip" : "none";
 		if (json) {
 			cn_json_obj_begin(&j);
 			cn_json_kv_u64(&j, "replica", x);
 			cn_json_kv_str(&j, "member", member);
 			cn_json_kv_str(&j, "member_state", mstate);
+			cn_json_kv_str(&j, "source", source);
 			if (local) {
 				cn_json_kv_str(&j, "state", cn_rt_state_name(in.state));
 				cn_json_kv_u64(&j, "pid", (uint64_t)(in.pid > 0 ? in.pid : 0));
 				cn_json_kv_u64(&j, "restarts", in.restarts);
 				cn_json_kv_u64(&j, "running_version", in.version);
+			} else if (rep != NULL) {
+				cn_json_kv_str(&j, "state", cn_rt_state_name(rep->state));
+				cn_json_kv_u64(&j, "restarts", rep->restarts);
+				cn_json_kv_u64(&j, "running_version", rep->version);
+				if (rep->replica != x)
+					cn_json_kv_u64(&j, "host_replica", rep->replica);
 			}
 			cn_json_obj_end(&j);
 		} else if (local) {
 			cn_buf_printf(&a->reply, "  replica %u on %s (%s): %s, pid %d, restarts %u, version %llu\n",
 				      x, member, mstate, cn_rt_state_name(in.state), (int)in.pid,
 				      in.restarts, (unsigned long long)in.version);
+		} else if (rep != NULL) {
+			cn_buf_printf(&a->reply, "  replica %u on %s (%s): %s, restarts %u, version %llu (reported)\n",
+				      x, member, mstate, cn_rt_state_name(rep->state), rep->restarts,
+				      (unsigned long long)rep->version);
 		} else {
-			cn_buf_printf(&a->reply, "  replica %u on %s (%s)\n", x, member, mstate);
+			cn_buf_printf(&a->reply, "  replica %u on %s (%s): no report yet\n", x, member,
+				      mstate);
 		}
 	}
 	if (json) {

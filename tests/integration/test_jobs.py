@@ -132,6 +132,26 @@ def main():
         fleet.wait_for("the same placement on every agent", agree, 20)
         passed += 1
 
+        # 2b. every agent shows every replica's state: its own from the
+        # runtime, the others' from the hosts' gossiped workload reports
+        hosts = sorted(v[0][0] for v in placed.values())
+        outsider = next(n for n in NAMES if n not in hosts)
+        def reported():
+            bad = []
+            for n in (outsider, hosts[0]):
+                st = json.loads(fleet.cli(n, ["job", "status", "echo-sleep", "--json"]).stdout)
+                for rep in st["replicas"]:
+                    want_src = "local" if rep["member"] == n else "gossip"
+                    if (rep.get("source") != want_src or rep.get("state") != "running" or
+                            rep.get("running_version") != st["version"] or
+                            rep.get("restarts") != 0):
+                        bad.append((n, rep))
+            return not bad, bad
+        t0 = time.time()
+        fleet.wait_for("replica states reported everywhere", reported, 20)
+        print("remote replica states shown %.2fs after the placement agreed" % (time.time() - t0))
+        passed += 1
+
         # 3. logs of a hosting agent show the workload's output
         host = placed[0][0][0]
         r = fleet.cli(host, ["logs", "echo-sleep"])
@@ -176,7 +196,7 @@ def main():
             except (ProcessLookupError, PermissionError):
                 pass
     print("jobs: %d checks passed" % passed)
-    return 0 if passed == 6 else 1
+    return 0 if passed == 7 else 1
 
 
 if __name__ == "__main__":
