@@ -64,6 +64,10 @@ typedef struct placement {
 	cn_member *selfs;          /* cap: each live node's own record */
 	cn_place_member *in;       /* cap */
 	uint8_t *runs;             /* cap * n_jobs: instances of job k on node i */
+	uint8_t *runs_prev;        /* the same at the previous sample */
+	cn_sched_hold *hold;       /* cap: each node's majority_only start hold */
+	uint64_t hold_ms;
+	uint32_t cap_nodes;
 	cn_rt_want *wants;
 	size_t wants_cap;
 	/* figures */
@@ -73,6 +77,7 @@ typedef struct placement {
 	bool last_settled;
 	uint64_t majority_overlap_max;  /* majority_only instances beyond want */
 	uint64_t majority_overlap_last_us; /* last sample with any */
+	uint64_t majority_overlap_samples;  /* samples with any */
 	uint32_t part_groups, part_full; /* last partitioned sample */
 	bool part_seen;
 	disturb dist[DISTURB_MAX];
@@ -136,10 +141,15 @@ static int p_init(sim_world *w, void **st)
 	p->selfs = calloc(w->cap, sizeof *p->selfs);
 	p->in = calloc(w->cap, sizeof *p->in);
 	p->runs = calloc((size_t)w->cap * p->jobs.n, 1);
+	p->runs_prev = calloc((size_t)w->cap * p->jobs.n, 1);
+	p->hold = calloc(w->cap, sizeof *p->hold);
+	p->cap_nodes = w->cap;
+	/* as the agent: 5 probe periods (workloads.c) */
+	p->hold_ms = 5 * (uint64_t)w->sc->node.probe_interval_ms;
 	p->wants_cap = 256;
 	p->wants = calloc(p->wants_cap, sizeof *p->wants);
 	if (cn_placer_new(&p->pl) != 0 || p->selfs == NULL || p->in == NULL || p->runs == NULL ||
-	    p->wants == NULL)
+	    p->runs_prev == NULL || p->hold == NULL || p->wants == NULL)
 		return -1;
 	cn_buf_init(&p->csv, CSV_MAX);
 	cn_buf_puts(&p->csv, "t_s,live,agree,instances,expected,duplicates,orphans,missing\n");
@@ -213,6 +223,24 @@ static bool assigns(const cn_place_result *r, size_t k, const char *name)
 	return false;
 }
 
+struct ran_ctx {
+	const placement *p;
+	uint32_t node;
+};
+
+/* Did node run job `job` at the previous sample? (the agent asks its
+ * runtime; the probe's runtime is the previous sample) */
+static bool ran_before(void *ctx, const char *job, uint32_t replica)
+{
+	(void)replica;
+	const struct ran_ctx *c = ctx;
+	const cn_place_job_out *jo = cn_place_result_job(&c->p->all, job);
+	if (jo == NULL)
+		return false;
+	size_t k = (size_t)(jo - c->p->all.jobs);
+	return c->p->runs_prev[(size_t)c->node * c->p->jobs.n + k] > 0;
+}
+
 static int group_slot(const placement *p, uint16_t g)
 {
 	for (uint32_t k = 0; k < p->n_groups; k++)
@@ -267,6 +295,7 @@ static void p_sample(void *st, sim_world *w)
 		return;
 	}
 	/* Every live node places from its own view and runs its share. */
+	memcpy(p->runs_prev, p->runs, (size_t)w->cap * nj);
 	memset(p->runs, 0, (size_t)w->cap * nj);
 	uint64_t live = 0, agree = 0, orphans = 0;
 	uint64_t *inst = calloc(nj ? nj : 1, sizeof *inst);
@@ -291,11 +320,16 @@ static void p_sample(void *st, sim_world *w)
 		}
 		agree += same_placement(&p->mine, real);
 		node_name(i, name, sizeof name);
-		size_t nw = cn_sched_wants(&p->mine, &p->jobs, name, p->wants, p->wants_cap);
+		bool fenced = cn_sched_fenced(cn_node_health_score(w->nodes[i].node),
+					      cn_node_last_probe_ok(w->nodes[i].node));
+		size_t nw = cn_sched_wants(&p->mine, &p->jobs, name, fenced, p->wants, p->wants_cap);
 		if (nw > p->wants_cap) {
 			p->place_errors++; /* more than wants_cap replicas on one node */
 			nw = p->wants_cap;
 		}
+		struct ran_ctx rc = {p, i};
+		nw = cn_sched_hold_filter(&p->hold[i], p->wants, nw, w->now_us / 1000, p->hold_ms,
+					  ran_before, &rc);
 		for (size_t x = 0; x < nw; x++) {
 			const cn_place_job_out *jo = cn_place_result_job(real, p->wants[x].job);
 			if (jo == NULL)
@@ -340,6 +374,10 @@ static void p_sample(void *st, sim_world *w)
 				p->majority_overlap_last_us = w->now_us;
 		}
 	}
+	bool overlap = false;
+	for (size_t k = 0; k < nj && k < p->all.n_jobs; k++)
+		overlap = overlap || (p->all.jobs[k].majority_only && inst[k] > p->all.jobs[k].want);
+	p->majority_overlap_samples += overlap;
 	/* A partition: does each side run every keep_running job in full? */
 	if (p->n_groups > 1) {
 		uint32_t full = 0;
@@ -411,6 +449,7 @@ static void p_summary(void *st, sim_world *w, cn_json *j)
 	cn_json_kv_u64(j, "missing_max", p->max_missing);
 	cn_json_kv_u64(j, "majority_only_overlap_max", p->majority_overlap_max);
 	cn_json_kv_u64(j, "majority_only_overlap_last_ms", p->majority_overlap_last_us / 1000);
+	cn_json_kv_u64(j, "majority_only_overlap_samples", p->majority_overlap_samples);
 	cn_json_key(j, "settle_ms");
 	cn_json_arr_begin(j);
 	for (uint32_t d = 0; d < p->n_dist; d++) {
@@ -499,6 +538,10 @@ static void p_free(void *st)
 	free(p->selfs);
 	free(p->in);
 	free(p->runs);
+	free(p->runs_prev);
+	for (uint32_t i = 0; p->hold != NULL && i < p->cap_nodes; i++)
+		cn_sched_hold_free(&p->hold[i]);
+	free(p->hold);
 	free(p->wants);
 	cn_buf_free(&p->csv);
 	free(p);

@@ -95,7 +95,7 @@ START_TEST(every_replica_falls_to_exactly_one_member)
 	uint32_t web[3] = {0}, eu = 0;
 	for (int i = 0; i < N; i++) {
 		cn_rt_want want[8];
-		size_t n = cn_sched_wants(&r, &w.j, w.m[i].name, want, 8);
+		size_t n = cn_sched_wants(&r, &w.j, w.m[i].name, false, want, 8);
 		for (size_t k = 0; k < n; k++) {
 			if (strcmp(want[k].job, "web") == 0) {
 				ck_assert_uint_lt(want[k].replica, 3);
@@ -131,16 +131,93 @@ START_TEST(majority_only_runs_only_with_quorum)
 	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r), 0);
 	cn_rt_want want[4];
 	for (int i = 0; i < 2; i++)
-		ck_assert_uint_eq(cn_sched_wants(&r, &w.j, w.m[i].name, want, 4), 0);
+		ck_assert_uint_eq(cn_sched_wants(&r, &w.j, w.m[i].name, false, want, 4), 0);
 	cn_place_result_free(&r);
 	/* With 4 of 6 alive it runs on exactly one of them. */
 	w.in[2].state = w.in[3].state = CN_STATE_ALIVE;
 	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r), 0);
 	size_t total = 0;
 	for (int i = 0; i < 4; i++)
-		total += cn_sched_wants(&r, &w.j, w.m[i].name, want, 4);
+		total += cn_sched_wants(&r, &w.j, w.m[i].name, false, want, 4);
 	ck_assert_uint_eq(total, 1);
 	cn_place_result_free(&r);
+	world_free(&w);
+}
+END_TEST
+
+/* A fenced member (its own probes fail: cut off) runs no majority_only
+ * replica even with quorum in its view; other jobs are unaffected. */
+START_TEST(fenced_member_runs_no_majority_only)
+{
+	world w;
+	world_init(&w);
+	add(&w, "singleton", 1, 1, "majority_only", NULL);
+	add(&w, "web", 1, N, "keep_running", NULL);
+	cn_place_result r;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r), 0);
+	cn_rt_want want[4];
+	size_t with = 0, fenced = 0;
+	for (int i = 0; i < N; i++) {
+		with += cn_sched_wants(&r, &w.j, w.m[i].name, false, want, 4);
+		fenced += cn_sched_wants(&r, &w.j, w.m[i].name, true, want, 4);
+		for (size_t k = 0; k < cn_sched_wants(&r, &w.j, w.m[i].name, true, want, 4); k++)
+			ck_assert_str_eq(want[k].job, "web");
+	}
+	ck_assert_uint_eq(with, N + 1);
+	ck_assert_uint_eq(fenced, N);
+	ck_assert(cn_sched_fenced(CN_SCHED_FENCE_HEALTH, false));
+	ck_assert(!cn_sched_fenced(CN_SCHED_FENCE_HEALTH - 1, false));
+	ck_assert(!cn_sched_fenced(7, true)); /* one acked probe: reachable again */
+	cn_place_result_free(&r);
+	world_free(&w);
+}
+END_TEST
+
+static bool runs_nothing(void *ctx, const char *job, uint32_t replica)
+{
+	(void)ctx, (void)job, (void)replica;
+	return false;
+}
+
+static bool runs_everything(void *ctx, const char *job, uint32_t replica)
+{
+	(void)ctx, (void)job, (void)replica;
+	return true;
+}
+
+/* A majority_only replica starts only after being wanted for hold_ms in a
+ * row; one that already runs, and other jobs, pass at once; a gap in the
+ * wanting starts the wait again. */
+START_TEST(majority_only_start_is_held)
+{
+	world w;
+	world_init(&w);
+	add(&w, "singleton", 1, 1, "majority_only", NULL);
+	add(&w, "web", 1, 1, "keep_running", NULL);
+	cn_rt_want base[2] = {{"singleton", 0, 1, &w.j.v[0].spec}, {"web", 0, 1, &w.j.v[1].spec}};
+	cn_rt_want v[2];
+	cn_sched_hold h = {0};
+	const uint64_t hold = 5000;
+	memcpy(v, base, sizeof v);
+	ck_assert_uint_eq(cn_sched_hold_filter(&h, v, 2, 100000, hold, runs_nothing, NULL), 1);
+	ck_assert_str_eq(v[0].job, "web");
+	memcpy(v, base, sizeof v);
+	ck_assert_uint_eq(cn_sched_hold_filter(&h, v, 2, 104999, hold, runs_nothing, NULL), 1);
+	memcpy(v, base, sizeof v);
+	ck_assert_uint_eq(cn_sched_hold_filter(&h, v, 2, 105000, hold, runs_nothing, NULL), 2);
+	/* not wanted once: the hold starts over */
+	memcpy(v, base, sizeof v);
+	ck_assert_uint_eq(cn_sched_hold_filter(&h, v + 1, 1, 106000, hold, runs_nothing, NULL), 1);
+	memcpy(v, base, sizeof v);
+	ck_assert_uint_eq(cn_sched_hold_filter(&h, v, 2, 107000, hold, runs_nothing, NULL), 1);
+	ck_assert_uint_eq(h.n, 1);
+	/* already running here (e.g. adopted after an agent restart): no wait */
+	cn_sched_hold h2 = {0};
+	memcpy(v, base, sizeof v);
+	ck_assert_uint_eq(cn_sched_hold_filter(&h2, v, 2, 200000, hold, runs_everything, NULL), 2);
+	ck_assert_uint_eq(h.held, 3);
+	cn_sched_hold_free(&h);
+	cn_sched_hold_free(&h2);
 	world_free(&w);
 }
 END_TEST
@@ -201,6 +278,8 @@ int main(void)
 	TCase *tc = tcase_create("sched");
 	tcase_add_test(tc, every_replica_falls_to_exactly_one_member);
 	tcase_add_test(tc, majority_only_runs_only_with_quorum);
+	tcase_add_test(tc, fenced_member_runs_no_majority_only);
+	tcase_add_test(tc, majority_only_start_is_held);
 	tcase_add_test(tc, bad_specs_name_the_field);
 	tcase_add_test(tc, rendering_lists_jobs_and_moves);
 	suite_add_tcase(s, tc);

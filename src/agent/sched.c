@@ -193,12 +193,12 @@ static const cn_sched_job *job_named(const cn_sched_jobs *j, const char *name)
 }
 
 size_t cn_sched_wants(const cn_place_result *r, const cn_sched_jobs *j, const char *self,
-		      cn_rt_want *out, size_t cap)
+		      bool fenced, cn_rt_want *out, size_t cap)
 {
 	size_t n = 0;
 	for (size_t k = 0; k < r->n_jobs; k++) {
 		const cn_place_job_out *jo = &r->jobs[k];
-		if (jo->majority_only && !jo->quorum)
+		if (jo->majority_only && (!jo->quorum || fenced))
 			continue; /* must not run twice: only the majority side runs it */
 		const cn_sched_job *sj = job_named(j, jo->name);
 		if (sj == NULL)
@@ -212,6 +212,64 @@ size_t cn_sched_wants(const cn_place_result *r, const cn_sched_jobs *j, const ch
 		}
 	}
 	return n;
+}
+
+/* ---- majority_only start hold ---------------------------------------- */
+
+static uint32_t job_hash32(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a 32, as rollout reports use */
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+size_t cn_sched_hold_filter(cn_sched_hold *h, cn_rt_want *want, size_t n, uint64_t now_ms,
+			    uint64_t hold_ms, cn_sched_running_fn running, void *ctx)
+{
+	/* The new table: one entry per majority_only want, keeping the time
+	 * it was first wanted (entries of replicas no longer wanted go). */
+	size_t need = 0;
+	for (size_t i = 0; i < n; i++)
+		need += want[i].spec->partition == CN_JOB_PARTITION_MAJORITY_ONLY;
+	cn_sched_hold_ent *next = malloc((need ? need : 1) * sizeof *next);
+	size_t kept = 0, m = 0;
+	for (size_t i = 0; i < n; i++) {
+		cn_rt_want *wt = &want[i];
+		if (wt->spec->partition != CN_JOB_PARTITION_MAJORITY_ONLY) {
+			want[kept++] = *wt;
+			continue;
+		}
+		uint32_t jh = job_hash32(wt->job);
+		uint64_t since = now_ms;
+		for (size_t e = 0; e < h->n; e++)
+			if (h->v[e].job_hash == jh && h->v[e].replica == wt->replica) {
+				since = h->v[e].since_ms;
+				break;
+			}
+		if (running != NULL && running(ctx, wt->job, wt->replica) && now_ms >= hold_ms &&
+		    since > now_ms - hold_ms)
+			since = now_ms - hold_ms; /* already runs here: nothing to wait for */
+		if (next != NULL)
+			next[m++] = (cn_sched_hold_ent){jh, wt->replica, since};
+		if (next != NULL && now_ms - since >= hold_ms)
+			want[kept++] = *wt;
+		else
+			h->held++;
+	}
+	if (next != NULL) {
+		free(h->v);
+		h->v = next;
+		h->n = m;
+		h->cap = need;
+	}
+	return kept;
+}
+
+void cn_sched_hold_free(cn_sched_hold *h)
+{
+	free(h->v);
+	memset(h, 0, sizeof *h);
 }
 
 /* ---- renderings ------------------------------------------------------- */

@@ -95,6 +95,9 @@ struct cn_workloads {
 	uint64_t opened_ms;
 	uint64_t reports_sent_ms;   /* last metadata change for workload reports */
 	uint64_t reports_unsent;    /* replicas left out of the reports (budget) */
+	bool fenced;                /* see cn_sched_fenced */
+	cn_sched_hold hold;         /* majority_only start hold (sched.h) */
+	uint64_t fences;            /* times it became fenced */
 };
 
 /* ---- the runtime's record store on LMDB ---- */
@@ -265,6 +268,7 @@ void cn_workloads_close(cn_workloads *w)
 	if (w->have_res)
 		cn_place_result_free(&w->res);
 	cn_sched_jobs_free(&w->jobs);
+	cn_sched_hold_free(&w->hold);
 	cn_sched_view_free(&w->view);
 	free(w->wants);
 	free(w->given_job);
@@ -709,6 +713,13 @@ static bool wants_changed(const cn_workloads *w)
 	return false;
 }
 
+/* cn_sched_running_fn over the runtime: a process runs for that replica. */
+static bool has_process(void *ctx, const char *job, uint32_t replica)
+{
+	cn_rt_info in;
+	return cn_rt_get(ctx, job, replica, &in) == 0 && in.pid > 0;
+}
+
 static void place(cn_workloads *w, cn_agent *a, uint64_t now_ms)
 {
 	w->placements++;
@@ -736,11 +747,23 @@ static void place(cn_workloads *w, cn_agent *a, uint64_t now_ms)
 		cn_place_result_free(&w->res);
 	w->res = res;
 	w->have_res = true;
-	size_t n = cn_sched_wants(&w->res, &w->jobs, w->self, w->wants, WANTS_MAX);
+	bool fenced = cn_sched_fenced(cn_node_health_score(a->node),
+				      cn_node_last_probe_ok(a->node));
+	if (fenced != w->fenced)
+		cn_agent_log(fenced ? "workloads: local health %u: fenced, majority_only replicas stop"
+				    : "workloads: local health %u: no longer fenced",
+			     cn_node_health_score(a->node));
+	w->fences += fenced && !w->fenced;
+	w->fenced = fenced;
+	size_t n = cn_sched_wants(&w->res, &w->jobs, w->self, fenced, w->wants, WANTS_MAX);
 	if (n > WANTS_MAX) {
 		w->wants_dropped += n - WANTS_MAX;
 		n = WANTS_MAX;
 	}
+	n = cn_sched_hold_filter(&w->hold, w->wants, n, now_ms,
+				 CN_WORKLOADS_MAJORITY_HOLD_PERIODS *
+					 (uint64_t)a->opts.node.probe_interval_ms,
+				 has_process, w->rt);
 	w->n_wants = n;
 	rollouts_step(w, a, now_ms);
 	rollouts_wants(w);

@@ -39,6 +39,7 @@ typedef struct cn_workloads cn_workloads;
 enum {
 	CN_WORKLOADS_INTERVAL_MS = 1000,   /* placement recomputed at least this often */
 	CN_WORKLOADS_REPORT_MIN_MS = 10000, /* metadata changes for restart counts alone */
+	CN_WORKLOADS_MAJORITY_HOLD_PERIODS = 5, /* majority_only start hold, in probe periods */
 	CN_WORKLOADS_STOP_MS = 15000,      /* longest wait for workloads to stop on leave */
 	CN_WORKLOADS_JOIN_WAIT_MS = 5000,  /* no placement before a peer is seen, this long */
 	CN_WORKLOADS_LOG_TAIL = 64 * 1024, /* bytes of a log file `logs` returns */

@@ -170,6 +170,7 @@ struct cn_node {
 	cn_rng rng;
 	cn_members members;
 	cn_awareness aware;
+	bool last_probe_ok;        /* the last finished probe was acked */
 	cn_suspicion_table susp;
 	cn_queue queue;
 	cn_vivaldi viv;
@@ -1047,6 +1048,7 @@ static void probe_finish(cn_node *n)
 	if (!p->active || n->now_ms < p->end_ms)
 		return;
 	p->active = false;
+	n->last_probe_ok = false;
 	n->stats.probe_failures++;
 	if (n->cfg.lifeguard) {
 		/* Lifeguard: helpers that did not even nack suggest that we, not
@@ -1064,6 +1066,7 @@ static void probe_acked(cn_node *n, const cn_addr *from, const cn_msg_ack *ack)
 	probe_state *p = &n->probe;
 	p->acked = true;
 	p->active = false;
+	n->last_probe_ok = true;
 	if (n->cfg.lifeguard)
 		cn_awareness_apply(&n->aware, -1);
 	const cn_member_rec *r = cn_members_find(&n->members, p->target);
@@ -2065,6 +2068,8 @@ size_t cn_node_count_state(const cn_node *n, uint8_t state)
 }
 
 uint32_t cn_node_health_score(const cn_node *n) { return cn_awareness_score(&n->aware); }
+
+bool cn_node_last_probe_ok(const cn_node *n) { return n->last_probe_ok; }
 
 const cn_node_stats *cn_node_stats_get(const cn_node *n) { return &n->stats; }
 

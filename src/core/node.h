@@ -194,6 +194,9 @@ size_t cn_node_count_state(const cn_node *n, uint8_t state);
 
 /* Lifeguard local-health score, 0 (healthy) .. awareness_max-1. */
 uint32_t cn_node_health_score(const cn_node *n);
+/* True when this node's last finished probe was acknowledged (false
+ * before the first). */
+bool cn_node_last_probe_ok(const cn_node *n);
 const cn_node_stats *cn_node_stats_get(const cn_node *n);
 /* Estimated round trip between two members' coordinates, or CN_ENOENT. */
 int cn_node_rtt_ms(const cn_node *n, const char *a, const char *b, double *rtt_ms);
