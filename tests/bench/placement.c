@@ -2,7 +2,14 @@
  * fleet. Time (best of 3, one thread), max/mean load, and the replicas
  * moved when one member leaves or joins against the ideal, with bounded
  * loads on and off. Run by scripts/bench-placement.
- * Usage: bench_placement [members [jobs [replicas [load_factor_milli]]]] */
+ * Usage: bench_placement [members [jobs [replicas [load_factor_milli]]]]
+ * Environment: BENCH_EVENTS=K measures K leaves and K joins (default 5
+ * leaves, 1 join; one event moves ~10 replicas, so averages over 5 carry
+ * roughly +-0.2x of noise: compare variants with K = 20 or more);
+ * BENCH_BOUNDED_ONLY skips the unbounded run; BENCH_PLAIN makes every job
+ * unconstrained (one job class: isolates cross-class effects).
+ * "full" is the fraction of live members whose load reached their cap: a
+ * replica displaced onto a full member displaces another one in turn. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,30 +181,44 @@ static void run(const char *title, bool uniform, size_t n, size_t nj, uint32_t r
 		snprintf(jn[q], sizeof jn[q], "job-%06zu", q);
 		jobs[q].name = jn[q];
 		jobs[q].spec = &tpl[q % 10 < 4 ? 0 : q % 10 - 2 < TEMPLATES ? q % 10 - 2 : 0];
+		if (getenv("BENCH_PLAIN"))
+			jobs[q].spec = &tpl[0];
 	}
 	printf("\n== %s: %zu members, %zu jobs x %u replicas\n", title, n, nj, replicas);
-	for (int bounded = 1; bounded >= 0; bounded--) {
+	for (int bounded = 1; bounded >= (getenv("BENCH_BOUNDED_ONLY") ? 1 : 0); bounded--) {
 		cn_place_opts o;
 		cn_place_opts_default(&o);
 		o.load_factor_milli = bounded ? lf : 0;
 		cn_place_result base, after;
 		double t = timed(&f, n, jobs, nj, &o, &base);
 		double raw, mm = max_over_mean(&base, &raw);
+		size_t full = 0, live = 0;
+		for (size_t i = 0; i < base.n_members; i++) {
+			live += base.members[i].weight > 0;
+			full += base.members[i].weight > 0 && base.members[i].load >= base.members[i].cap;
+		}
 		printf("%-9s c=%.2f  time %.3f s (best of 3)  replicas %llu  max/mean %.3f"
-		       " (raw count %.3f)  overflow %llu  evictions %llu  scored %.1f%%\n",
+		       " (raw count %.3f)  overflow %llu  evictions %llu  scored %.1f%%  full %.2f\n",
 		       bounded ? "bounded" : "unbounded", bounded ? lf / 1000.0 : 0.0, t,
 		       (unsigned long long)base.total_load, mm, raw,
 		       (unsigned long long)base.overflow, (unsigned long long)base.evictions,
-		       100.0 * (double)base.scored / ((double)nj * (double)n));
-		/* leaves: 5 members, one at a time */
+		       100.0 * (double)base.scored / ((double)nj * (double)n),
+		       live ? (double)full / (double)live : 0.0);
+		/* leaves: 5 members (BENCH_EVENTS overrides), one at a time */
+		const char *ev = getenv("BENCH_EVENTS");
+		int events = ev ? atoi(ev) : 5;
+		events = events < 1 ? 1 : events;
 		double sum_ratio = 0, worst = 0, sum_frac = 0;
-		for (int k = 0; k < 5; k++) {
+		uint64_t caps_changed = 0; /* members (not the leaver or joiner) */
+		for (int k = 0; k < events; k++) {
 			size_t gone = (size_t)(k * 1999 + 17) % n;
 			uint32_t held = base.members[gone].load;
 			f.m[gone].state = CN_STATE_LEFT;
 			cn_place(placer, f.m, n, jobs, nj, &o, &after);
 			f.m[gone].state = CN_STATE_ALIVE;
 			uint64_t mv = moved(&base, &after);
+			for (size_t i = 0; i < n; i++)
+				caps_changed += i != gone && base.members[i].cap != after.members[i].cap;
 			double ratio = (double)mv / (held ? held : 1);
 			sum_ratio += ratio;
 			sum_frac += (double)mv / (double)base.total_load;
@@ -205,22 +226,34 @@ static void run(const char *title, bool uniform, size_t n, size_t nj, uint32_t r
 			cn_place_result_free(&after);
 		}
 		printf("          leave: moved %.5f of replicas (ideal 1/N = %.5f), %.2fx the"
-		       " leaver's own replicas on average, %.2fx worst\n",
-		       sum_frac / 5, 1.0 / (double)n, sum_ratio / 5, worst);
-		/* join: one new member of median capacity */
-		f.meta[n].cpus = 4;
-		f.meta[n].mem_mb = 4096;
-		cn_place(placer, f.m, n + 1, jobs, nj, &o, &after);
-		uint32_t got = 0;
-		for (size_t i = 0; i < after.n_members; i++)
-			if (strcmp(after.members[i].name, f.names[n]) == 0)
-				got = after.members[i].load;
-		uint64_t mv = moved(&base, &after);
-		printf("          join:  moved %.5f of replicas (ideal 1/N = %.5f), %.2fx the"
-		       " joiner's own replicas\n",
-		       (double)mv / (double)base.total_load, 1.0 / (double)(n + 1),
-		       (double)mv / (got ? got : 1));
-		cn_place_result_free(&after);
+		       " leaver's own replicas on average, %.2fx worst (%d leaves)\n",
+		       sum_frac / events, 1.0 / (double)n, sum_ratio / events, worst, events);
+		/* joins: a new member of median capacity (BENCH_EVENTS names) */
+		int joins = ev ? events : 1;
+		double jsum = 0, jworst = 0;
+		for (int k = 0; k < joins; k++) {
+			if (k > 0)
+				snprintf(f.names[n], sizeof f.names[n], "join-%06d", k);
+			f.meta[n].cpus = 4;
+			f.meta[n].mem_mb = 4096;
+			cn_place(placer, f.m, n + 1, jobs, nj, &o, &after);
+			uint32_t got = 0;
+			for (size_t i = 0; i < after.n_members; i++)
+				if (strcmp(after.members[i].name, f.names[n]) == 0)
+					got = after.members[i].load;
+			uint64_t mv = moved(&base, &after);
+			/* the joiner's name sorts after every edge-0..., so indices below n match */
+			for (size_t i = 0; i < n; i++)
+				caps_changed += base.members[i].cap != after.members[i].cap;
+			double ratio = (double)mv / (got ? got : 1);
+			jsum += ratio;
+			jworst = ratio > jworst ? ratio : jworst;
+			cn_place_result_free(&after);
+		}
+		snprintf(f.names[n], sizeof f.names[n], "edge-%06zu", n);
+		printf("          join:  %.2fx the joiner's own replicas on average, %.2fx worst"
+		       " (%d joins); caps changed on %llu members over all events\n",
+		       jsum / joins, jworst, joins, (unsigned long long)caps_changed);
 		cn_place_result_free(&base);
 	}
 	free(jobs);
