@@ -421,6 +421,7 @@ static int set_endpoint(cn_node *n, cn_member_rec *r, const cn_addr *addr, uint8
 /* Point r at new metadata; true when the content changed. */
 static int set_meta(cn_node *n, cn_member_rec *r, const cn_meta *meta, bool *changed)
 {
+	assert(meta != NULL); /* merge_member decodes it whenever it may get here */
 	uint32_t ref;
 	int rc = cn_pool_meta_acquire(n->pool, meta, &ref);
 	if (rc != 0)
@@ -1372,6 +1373,25 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t abou
 	return CN_ENOSPACE;
 }
 
+/* Whether merging w may store its metadata: apply_alive reads it only for
+ * a new member, a higher incarnation, or a newer meta_version (an alive or
+ * suspect entry about someone else). This may say yes more often than
+ * needed, never less. In a converged fleet a push-pull of N members needs
+ * none of them, and the metadata map is most of a member's decoding. */
+static bool wire_needs_meta(const cn_node *n, const cn_member_wire *w)
+{
+	if (w->state != CN_STATE_ALIVE && w->state != CN_STATE_SUSPECT)
+		return false; /* dead and left are merged without apply_alive */
+	uint32_t ident = ident_or_none(n, w->name);
+	if (ident == UINT32_MAX)
+		return true;
+	if (ident == n->self)
+		return false; /* alive_self compares incarnation and address only */
+	const cn_member_rec *r = cn_members_find(&n->members, ident);
+	return r == NULL || w->incarnation > r->incarnation ||
+	       mv32(w->meta_version) > r->meta_version;
+}
+
 static int merge_member(void *ctx, const cn_member_wire *w)
 {
 	cn_node *n = ctx;
@@ -1391,8 +1411,19 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 	 * push-pull). Needs a faster anti-entropy for new nodes first. */
 	n->quiet_join = n->quiet_bulk || (CN_QUIET_BULK_JOINS && n->bulk_source != NULL &&
 					   strcmp(w->name, n->bulk_source) != 0);
-	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, &w->meta, w->vmin,
-		       w->vmax};
+	/* The metadata is decoded only when apply_alive may take it (see
+	 * wire_needs_meta); otherwise in.meta stays NULL, which set_meta
+	 * asserts it never sees. */
+	cn_meta meta;
+	const cn_meta *mp = NULL;
+	if (wire_needs_meta(n, w)) {
+		int rc = cn_member_wire_meta(w, &meta);
+		assert(rc == 0); /* validated by the decoder before any callback */
+		if (rc != 0)
+			return rc;
+		mp = &meta;
+	}
+	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, mp, w->vmin, w->vmax};
 	switch (w->state) {
 	case CN_STATE_ALIVE:
 		apply_alive(n, &in);
@@ -1427,7 +1458,7 @@ static int decode_merge(cn_node *n, const uint8_t *buf, size_t len, uint8_t *typ
 {
 	/* The decoder reads the whole header (source) before the first member. */
 	n->bulk_source = pp->source;
-	int rc = cn_pushpull_decode(buf, len, type, pp, merge_member, n, ms);
+	int rc = cn_pushpull_decode_lazy(buf, len, type, pp, merge_member, n, ms);
 	n->bulk_source = NULL;
 	n->quiet_join = false;
 	return rc;
