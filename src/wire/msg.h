@@ -211,6 +211,11 @@ int cn_msg_decode(cn_mp_reader *r, cn_msg *out, cn_msg_stats *stats);
 void cn_pushpull_encode_begin(cn_mp_writer *w, uint8_t type, const cn_pushpull *pp,
 			      uint32_t n_members);
 void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms);
+/* The same with the metadata map given as the bytes cn_meta_encode wrote
+ * for it (ms->meta is not read): a view of N members holds a handful of
+ * distinct metadata, each encoded once by a caller that keeps them. */
+void cn_pushpull_encode_member_raw(cn_mp_writer *w, const cn_member_wire *ms,
+				   const uint8_t *meta, size_t meta_len);
 
 /* Decode a whole push-pull message. For each member in order, calls
  * on_member(ctx, ms) (ms valid only during the call); a non-zero return
