@@ -366,7 +366,7 @@ static void assert_node_invariants(const cn_node *n, bool full)
 	assert(cn_members_check(&n->members)); /* I7 */
 	for (uint32_t i = 0; i < n->members.count; i++) {
 		const cn_member_rec *r = &n->members.recs[i];
-		bool timed = cn_suspicion_table_find(&n->susp, r->ident) != NULL;
+		bool timed = cn_suspicion_table_find(&n->susp, r->ident, NULL);
 		assert(timed == (r->state == CN_STATE_SUSPECT)); /* I3 */
 		(void)timed;
 	}
@@ -960,8 +960,9 @@ static void send_ping(cn_node *n, const cn_member_rec *r, uint32_t seq, bool bud
 	(void)dg_add(&d, &m);
 	if (buddy && r->state == CN_STATE_SUSPECT) {
 		/* Lifeguard buddy system: tell the suspect first, so it can refute. */
-		const cn_suspicion *s = cn_suspicion_table_find(&n->susp, r->ident);
-		make_accuse(n, CN_MSG_SUSPECT, r, s ? s->accuser : n->self, &m);
+		cn_suspicion s;
+		bool timed = cn_suspicion_table_find(&n->susp, r->ident, &s);
+		make_accuse(n, CN_MSG_SUSPECT, r, timed ? s.accuser : n->self, &m);
 		if (dg_add(&d, &m))
 			d.skip = r->ident;
 	}
@@ -1984,7 +1985,8 @@ int cn_node_new(const cn_node_config *cfg, cn_pool *pool, uint64_t seed, uint64_
 	cn_rng_seed(&n->rng, seed);
 	cn_members_init(&n->members, n->cfg.max_members, now_ms);
 	cn_awareness_init(&n->aware, n->cfg.awareness_max);
-	cn_suspicion_table_init(&n->susp);
+	/* start_suspicion's k never exceeds indirect_checks (0 without lifeguard). */
+	cn_suspicion_table_init(&n->susp, n->cfg.lifeguard ? n->cfg.indirect_checks : 0);
 	cn_queue_init(&n->queue, n->cfg.queue_max);
 	cn_vivaldi_init(&n->viv, cn_rng_next(&n->rng));
 	cn_outbox_init(&n->out, CN_OUTBOX_MAX);
