@@ -651,7 +651,11 @@ static void apply_suspect(cn_node *n, const char *name, uint64_t inc, const char
 		return;
 	}
 	cn_member_rec *r = ident == UINT32_MAX ? NULL : cn_members_find(&n->members, ident);
-	if (r != NULL)
+	/* suspect_member ignores an older incarnation and a member already
+	 * failed or left: skip the accuser's name lookup for those (most of
+	 * the accusations in flight after a partition's members failed). */
+	if (r != NULL && inc >= r->incarnation &&
+	    (r->state == CN_STATE_ALIVE || r->state == CN_STATE_SUSPECT))
 		suspect_member(n, r, inc, ident_or_none(n, from));
 }
 
