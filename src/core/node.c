@@ -152,6 +152,13 @@ typedef struct fwd_state {    /* a ping-req we relay */
 	uint64_t nack_at_ms;
 } fwd_state;
 
+enum { CN_META_MEMO = 4 };
+typedef struct meta_memo {
+	const uint8_t *raw;        /* in the push-pull being merged */
+	size_t len;
+	uint32_t ref;              /* one pool reference held by the memo */
+} meta_memo;
+
 typedef struct stream_state {
 	uint32_t id;               /* 0 = free */
 	uint8_t purpose;
@@ -201,6 +208,12 @@ struct cn_node {
 	bool quiet_join;           /* merging a member learned in bulk: no gossip */
 	bool quiet_bulk;           /* cn_node_set_quiet_bulk: push-pulls teach quietly */
 	bool pushpull_first;       /* the first push-pull is not placed yet */
+	/* During a push-pull merge: metadata maps already interned, by their
+	 * bytes in the buffer (memo_meta). A fleet's members share a handful
+	 * of metadata; without it every new member of a 10,000-member view is
+	 * decoded, canonicalised and hashed (1.7 KB) to find the same entry. */
+	meta_memo memo[CN_META_MEMO];
+	uint32_t n_memo, memo_next;
 	uint64_t created_ms;
 	cn_psync *psync;           /* policy replication, or NULL */
 };
@@ -432,6 +445,17 @@ static int set_meta(cn_node *n, cn_member_rec *r, const cn_meta *meta, bool *cha
 	return 0;
 }
 
+/* The same with metadata already interned (ref): one more reference. */
+static int set_meta_ref(cn_node *n, cn_member_rec *r, uint32_t ref, bool *changed)
+{
+	assert(ref != 0);
+	cn_pool_meta_retain(n->pool, ref);
+	*changed = ref != r->meta;
+	cn_pool_meta_release(n->pool, r->meta);
+	r->meta = ref;
+	return 0;
+}
+
 typedef struct alive_in {
 	const char *name;
 	uint64_t inc;
@@ -439,7 +463,16 @@ typedef struct alive_in {
 	uint64_t meta_version;
 	const cn_meta *meta;
 	uint8_t vmin, vmax;
+	uint32_t meta_ref;         /* non-zero: meta as a pool ref (meta unused) */
 } alive_in;
+
+/* set_meta for an alive_in: by its pool ref when it carries one (a
+ * push-pull's memo, see merge_member), else by content. */
+static int set_meta_in(cn_node *n, cn_member_rec *r, const alive_in *a, bool *changed)
+{
+	return a->meta_ref != 0 ? set_meta_ref(n, r, a->meta_ref, changed)
+				: set_meta(n, r, a->meta, changed);
+}
 
 /* Add a member at a random position of the probe order (SWIM 4.3: new
  * members must not all wait for the end of the pass). */
@@ -450,7 +483,7 @@ static cn_member_rec *insert_member(cn_node *n, uint32_t ident, const alive_in *
 	bool changed;
 	if (set_endpoint(n, &rec, a->addr, a->vmin, a->vmax, &changed) != 0)
 		return NULL;
-	if (set_meta(n, &rec, a->meta, &changed) != 0 || cn_members_add(&n->members, &rec) != 0) {
+	if (set_meta_in(n, &rec, a, &changed) != 0 || cn_members_add(&n->members, &rec) != 0) {
 		cn_pool_endpoint_release(n->pool, rec.endpoint);
 		cn_pool_meta_release(n->pool, rec.meta);
 		n->stats.members_refused++;
@@ -508,7 +541,7 @@ static void alive_newer(cn_node *n, cn_member_rec *r, const alive_in *a)
 {
 	bool addr_changed = false, meta_changed = false;
 	if (set_endpoint(n, r, a->addr, a->vmin, a->vmax, &addr_changed) != 0 ||
-	    set_meta(n, r, a->meta, &meta_changed) != 0)
+	    set_meta_in(n, r, a, &meta_changed) != 0)
 		return; /* out of memory: keep the old view, gossip will retry */
 	uint8_t old = r->state;
 	set_incarnation(r, a->inc);
@@ -549,7 +582,7 @@ static void apply_alive(cn_node *n, const alive_in *a)
 	bool up = r->state == CN_STATE_ALIVE || r->state == CN_STATE_SUSPECT;
 	if (a->inc == r->incarnation && up && mv32(a->meta_version) > r->meta_version) {
 		bool changed;
-		if (set_meta(n, r, a->meta, &changed) != 0)
+		if (set_meta_in(n, r, a, &changed) != 0)
 			return;
 		r->meta_version = mv32(a->meta_version);
 		emit_event(n, CN_EV_UPDATE, r);
@@ -1226,7 +1259,7 @@ static void dispatch(cn_node *n, const cn_addr *from, const cn_msg *m)
 	case CN_MSG_ALIVE: {
 		const cn_msg_alive *a = &m->u.alive;
 		alive_in in = {a->name, a->incarnation, &a->addr, a->meta_version, &a->meta,
-			       a->vmin, a->vmax};
+			       a->vmin, a->vmax, 0};
 		apply_alive(n, &in);
 		break;
 	}
@@ -1438,6 +1471,40 @@ static bool wire_needs_meta(const cn_node *n, const cn_member_wire *w)
 	       mv32(w->meta_version) > r->meta_version;
 }
 
+/* Pool ref of w's metadata through the merge's memo (meta_memo), taking
+ * it into the memo on a miss; 0 when that fails (out of memory: the
+ * caller interns by content as before). The memo holds one reference per
+ * entry, given back when it is evicted or the merge ends (memo_clear). */
+static uint32_t memo_meta(cn_node *n, const cn_member_wire *w)
+{
+	assert(w->meta_raw != NULL);
+	for (uint32_t k = 0; k < n->n_memo; k++) {
+		const meta_memo *e = &n->memo[k];
+		if (e->len == w->meta_len && memcmp(e->raw, w->meta_raw, e->len) == 0)
+			return e->ref;
+	}
+	cn_meta meta;
+	uint32_t ref;
+	if (cn_member_wire_meta(w, &meta) != 0 || cn_pool_meta_acquire(n->pool, &meta, &ref) != 0)
+		return 0;
+	uint32_t k;
+	if (n->n_memo < CN_META_MEMO) {
+		k = n->n_memo++;
+	} else {
+		k = n->memo_next++ % CN_META_MEMO;
+		cn_pool_meta_release(n->pool, n->memo[k].ref); /* evicted */
+	}
+	n->memo[k] = (meta_memo){.raw = w->meta_raw, .len = w->meta_len, .ref = ref};
+	return ref;
+}
+
+static void memo_clear(cn_node *n)
+{
+	for (uint32_t k = 0; k < n->n_memo; k++)
+		cn_pool_meta_release(n->pool, n->memo[k].ref);
+	n->n_memo = n->memo_next = 0;
+}
+
 static int merge_member(void *ctx, const cn_member_wire *w)
 {
 	cn_node *n = ctx;
@@ -1462,14 +1529,16 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 	 * asserts it never sees. */
 	cn_meta meta;
 	const cn_meta *mp = NULL;
-	if (wire_needs_meta(n, w)) {
+	uint32_t ref = 0;
+	if (wire_needs_meta(n, w) && (ref = memo_meta(n, w)) == 0) {
 		int rc = cn_member_wire_meta(w, &meta);
 		assert(rc == 0); /* validated by the decoder before any callback */
 		if (rc != 0)
 			return rc;
 		mp = &meta;
 	}
-	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, mp, w->vmin, w->vmax};
+	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, mp, w->vmin, w->vmax,
+		       ref};
 	switch (w->state) {
 	case CN_STATE_ALIVE:
 		apply_alive(n, &in);
@@ -1504,7 +1573,9 @@ static int decode_merge(cn_node *n, const uint8_t *buf, size_t len, uint8_t *typ
 {
 	/* The decoder reads the whole header (source) before the first member. */
 	n->bulk_source = pp->source;
+	assert(n->n_memo == 0);
 	int rc = cn_pushpull_decode_lazy(buf, len, type, pp, merge_member, n, ms);
+	memo_clear(n); /* its pointers are into buf */
 	n->bulk_source = NULL;
 	n->quiet_join = false;
 	return rc;
