@@ -3,7 +3,9 @@
  * Oracle: a message that decodes is re-encoded canonically (header plus
  * every member the callback saw) and decoded again; the header must be
  * equal and the members must re-encode to the same bytes. A decode that
- * fails must not have called the callback at all (validation comes first). */
+ * fails must not have called the callback at all (validation comes first).
+ * The lazy decoder (metadata left as bytes) must agree with it on the
+ * result, the unknown keys and, metadata decoded, every member. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,21 @@ static int on_member(void *ctx, const cn_member_wire *ms)
 	return 0;
 }
 
+/* cn_pushpull_decode_lazy: the metadata left as bytes must decode (it was
+ * validated) to what the eager decoder gives; re-encoded, the members
+ * must come out as the eager ones did. */
+static int on_member_lazy(void *ctx, const cn_member_wire *ms)
+{
+	static cn_member_wire full;
+	struct sink *s = ctx;
+	s->calls++;
+	CHECK(ms->meta_raw != NULL && ms->meta_len > 0);
+	full = *ms;
+	CHECK(cn_member_wire_meta(ms, &full.meta) == 0);
+	cn_pushpull_encode_member(&s->w, &full);
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* Canonical members are never longer than the ones they came from,
@@ -35,12 +52,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t cap = 2 * size + 256;
 	/* Buffers live for the whole run and only grow: a malloc/free per
 	 * input fills ASan's quarantine and trips the RSS limit. */
-	static uint8_t *members, *msg, *again;
+	static uint8_t *members, *msg, *again, *lazy;
 	static size_t have;
 	if (cap > have) {
-		free(members), free(msg), free(again);
+		free(members), free(msg), free(again), free(lazy);
 		members = malloc(cap), msg = malloc(cap + 64), again = malloc(cap);
-		CHECK(members && msg && again);
+		lazy = malloc(cap);
+		CHECK(members && msg && again && lazy);
 		have = cap;
 	}
 	struct sink s = {.calls = 0};
@@ -50,14 +68,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cn_msg_stats st = {0};
 	int rc = cn_pushpull_decode(data, size, &type, &pp, on_member, &s, &st);
 	CHECK(rc <= 0 && rc >= CN_ERR_MIN_);
+	struct sink sl = {.calls = 0};
+	cn_mp_writer_init(&sl.w, lazy, cap);
+	cn_pushpull ppl;
+	uint8_t typel = 0;
+	cn_msg_stats stl = {0};
+	CHECK(cn_pushpull_decode_lazy(data, size, &typel, &ppl, on_member_lazy, &sl, &stl) == rc);
+	CHECK(sl.calls == s.calls && stl.unknown_keys == st.unknown_keys);
 	if (rc != 0) {
 		CHECK(s.calls == 0);
 		return 0;
 	}
+	size_t llen;
+	CHECK(cn_mp_writer_end(&sl.w, &llen) == 0);
+	CHECK(typel == type && memcmp(&ppl, &pp, sizeof pp) == 0);
 	CHECK(type == CN_MSG_PUSH_PULL || type == CN_MSG_PUSH_PULL_REPLY);
 	CHECK(s.calls == pp.n_members && pp.n_members <= CN_PUSHPULL_MEMBERS_MAX);
 	size_t mlen, hlen;
 	CHECK(cn_mp_writer_end(&s.w, &mlen) == 0);
+	CHECK(llen == mlen && memcmp(lazy, members, mlen) == 0);
 	cn_mp_writer w;
 	cn_mp_writer_init(&w, msg, 64 + cap);
 	cn_pushpull_encode_begin(&w, type, &pp, pp.n_members);

@@ -636,6 +636,64 @@ static int count_calls(void *ctx, const cn_member_wire *ms)
 	return 0;
 }
 
+/* The lazy decoder: same members, metadata left as bytes that
+ * cn_member_wire_meta decodes to what was sent; the raw encoder writes
+ * the same bytes as the ordinary one. */
+static int check_member_lazy(void *ctx, const cn_member_wire *ms)
+{
+	struct collect *c = ctx;
+	cn_member_wire want, got;
+	sample_member(c->n, &want);
+	got = *ms;
+	c->ok = c->ok && ms->meta_raw != NULL && ms->meta_len > 0;
+	c->ok = c->ok && cn_member_wire_meta(ms, &got.meta) == 0;
+	got.meta_raw = NULL;
+	got.meta_len = 0;
+	c->ok = c->ok && memcmp(&want, &got, sizeof want) == 0;
+	c->n++;
+	return 0;
+}
+
+START_TEST(pushpull_lazy_and_raw)
+{
+	enum { N = 50 };
+	size_t cap = N * 1200 + 256;
+	uint8_t *buf = malloc(cap), *raw = malloc(cap), meta[CN_META_WIRE_MAX];
+	cn_pushpull pp = {.join = false}, out;
+	strcpy(pp.source, "node-a");
+	size_t len = encode_pushpull(buf, cap, CN_MSG_PUSH_PULL, &pp, N);
+	uint8_t type = 0;
+	struct collect c = {.stop_at = UINT32_MAX, .ok = true};
+	cn_msg_stats st = {0};
+	ck_assert_int_eq(cn_pushpull_decode_lazy(buf, len, &type, &out, check_member_lazy, &c, &st),
+			 0);
+	ck_assert(c.ok);
+	ck_assert_uint_eq(c.n, N);
+	ck_assert_uint_eq(st.unknown_keys, 0);
+
+	cn_mp_writer w;
+	size_t rlen;
+	cn_mp_writer_init(&w, raw, cap);
+	cn_pushpull_encode_begin(&w, CN_MSG_PUSH_PULL, &pp, N);
+	for (uint32_t i = 0; i < N; i++) {
+		cn_member_wire ms;
+		cn_mp_writer mw;
+		size_t mlen;
+		sample_member(i, &ms);
+		cn_mp_writer_init(&mw, meta, sizeof meta);
+		cn_meta_encode(&mw, &ms.meta);
+		ck_assert_int_eq(cn_mp_writer_end(&mw, &mlen), 0);
+		memset(&ms.meta, 0, sizeof ms.meta); /* not read */
+		cn_pushpull_encode_member_raw(&w, &ms, meta, mlen);
+	}
+	ck_assert_int_eq(cn_mp_writer_end(&w, &rlen), 0);
+	ck_assert_uint_eq(rlen, len);
+	ck_assert_mem_eq(raw, buf, len);
+	free(buf);
+	free(raw);
+}
+END_TEST
+
 START_TEST(pushpull_validated_before_callbacks)
 {
 	enum { N = 20 };
@@ -1189,6 +1247,7 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, set_label_keeps_order_and_limits);
 	tcase_add_test(tc, names_for_logs);
 	tcase_add_test(tc, pushpull_roundtrip);
+	tcase_add_test(tc, pushpull_lazy_and_raw);
 	tcase_add_test(tc, pushpull_validated_before_callbacks);
 	tcase_add_test(tc, vectors_decode_and_reencode);
 	suite_add_tcase(s, tc);

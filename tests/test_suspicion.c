@@ -52,7 +52,7 @@ END_TEST
 START_TEST(table_orders_deadlines)
 {
 	cn_suspicion_table t;
-	cn_suspicion_table_init(&t);
+	cn_suspicion_table_init(&t, 3);
 	cn_rng rng;
 	cn_rng_seed(&rng, 3);
 	enum { N = 500 };
@@ -68,11 +68,24 @@ START_TEST(table_orders_deadlines)
 	for (uint32_t i = 0; i < N; i += 5)
 		ck_assert(cn_suspicion_table_remove(&t, i * 3));
 	ck_assert(!cn_suspicion_table_remove(&t, 0));
-	ck_assert_ptr_null(cn_suspicion_table_find(&t, 5 * 3));
-	ck_assert_ptr_nonnull(cn_suspicion_table_find(&t, 1 * 3));
+	cn_suspicion s;
+	ck_assert(!cn_suspicion_table_find(&t, 5 * 3, NULL));
+	ck_assert(cn_suspicion_table_find(&t, 1 * 3, &s));
+	ck_assert_uint_eq(s.ident, 1 * 3);
+	ck_assert_uint_eq(s.accuser, 9999);
+	/* Confirmers survive the heap moves: a repeat still does not count. */
+	for (uint32_t i = 7; i < N; i += 7) {
+		if (i % 5 == 0)
+			continue;
+		ck_assert(!cn_suspicion_table_confirm(&t, i * 3, 42));
+		ck_assert(cn_suspicion_table_confirm(&t, i * 3, 43));
+		ck_assert(cn_suspicion_table_find(&t, i * 3, &s));
+		ck_assert_uint_eq(s.confirmations, 2);
+		ck_assert_uint_eq(s.confirmers[0], 42);
+		ck_assert_uint_eq(s.confirmers[1], 43);
+	}
 	uint64_t last = 0;
 	uint32_t popped = 0;
-	cn_suspicion s;
 	while (cn_suspicion_table_pop_expired(&t, UINT64_MAX - 1, &s)) {
 		ck_assert_uint_ge(s.deadline_ms, last);
 		last = s.deadline_ms;
@@ -87,7 +100,7 @@ END_TEST
 START_TEST(pop_respects_now)
 {
 	cn_suspicion_table t;
-	cn_suspicion_table_init(&t);
+	cn_suspicion_table_init(&t, 3);
 	cn_suspicion s;
 	cn_suspicion_start(&s, 1, 2, 0, 4000, 24000, 0);
 	ck_assert_int_eq(cn_suspicion_table_add(&t, &s), 0);

@@ -152,6 +152,13 @@ typedef struct fwd_state {    /* a ping-req we relay */
 	uint64_t nack_at_ms;
 } fwd_state;
 
+enum { CN_META_MEMO = 4 };
+typedef struct meta_memo {
+	const uint8_t *raw;        /* in the push-pull being merged */
+	size_t len;
+	uint32_t ref;              /* one pool reference held by the memo */
+} meta_memo;
+
 typedef struct stream_state {
 	uint32_t id;               /* 0 = free */
 	uint8_t purpose;
@@ -202,6 +209,12 @@ struct cn_node {
 	bool quiet_join;           /* merging a member learned in bulk: no gossip */
 	bool quiet_bulk;           /* cn_node_set_quiet_bulk: push-pulls teach quietly */
 	bool pushpull_first;       /* the first push-pull is not placed yet */
+	/* During a push-pull merge: metadata maps already interned, by their
+	 * bytes in the buffer (memo_meta). A fleet's members share a handful
+	 * of metadata; without it every new member of a 10,000-member view is
+	 * decoded, canonicalised and hashed (1.7 KB) to find the same entry. */
+	meta_memo memo[CN_META_MEMO];
+	uint32_t n_memo, memo_next;
 	uint64_t created_ms;
 	cn_psync *psync;           /* policy replication, or NULL */
 };
@@ -367,7 +380,7 @@ static void assert_node_invariants(const cn_node *n, bool full)
 	assert(cn_members_check(&n->members)); /* I7 */
 	for (uint32_t i = 0; i < n->members.count; i++) {
 		const cn_member_rec *r = &n->members.recs[i];
-		bool timed = cn_suspicion_table_find(&n->susp, r->ident) != NULL;
+		bool timed = cn_suspicion_table_find(&n->susp, r->ident, NULL);
 		assert(timed == (r->state == CN_STATE_SUSPECT)); /* I3 */
 		(void)timed;
 	}
@@ -422,10 +435,22 @@ static int set_endpoint(cn_node *n, cn_member_rec *r, const cn_addr *addr, uint8
 /* Point r at new metadata; true when the content changed. */
 static int set_meta(cn_node *n, cn_member_rec *r, const cn_meta *meta, bool *changed)
 {
+	assert(meta != NULL); /* merge_member decodes it whenever it may get here */
 	uint32_t ref;
 	int rc = cn_pool_meta_acquire(n->pool, meta, &ref);
 	if (rc != 0)
 		return rc;
+	*changed = ref != r->meta;
+	cn_pool_meta_release(n->pool, r->meta);
+	r->meta = ref;
+	return 0;
+}
+
+/* The same with metadata already interned (ref): one more reference. */
+static int set_meta_ref(cn_node *n, cn_member_rec *r, uint32_t ref, bool *changed)
+{
+	assert(ref != 0);
+	cn_pool_meta_retain(n->pool, ref);
 	*changed = ref != r->meta;
 	cn_pool_meta_release(n->pool, r->meta);
 	r->meta = ref;
@@ -439,7 +464,16 @@ typedef struct alive_in {
 	uint64_t meta_version;
 	const cn_meta *meta;
 	uint8_t vmin, vmax;
+	uint32_t meta_ref;         /* non-zero: meta as a pool ref (meta unused) */
 } alive_in;
+
+/* set_meta for an alive_in: by its pool ref when it carries one (a
+ * push-pull's memo, see merge_member), else by content. */
+static int set_meta_in(cn_node *n, cn_member_rec *r, const alive_in *a, bool *changed)
+{
+	return a->meta_ref != 0 ? set_meta_ref(n, r, a->meta_ref, changed)
+				: set_meta(n, r, a->meta, changed);
+}
 
 /* Add a member at a random position of the probe order (SWIM 4.3: new
  * members must not all wait for the end of the pass). */
@@ -450,7 +484,7 @@ static cn_member_rec *insert_member(cn_node *n, uint32_t ident, const alive_in *
 	bool changed;
 	if (set_endpoint(n, &rec, a->addr, a->vmin, a->vmax, &changed) != 0)
 		return NULL;
-	if (set_meta(n, &rec, a->meta, &changed) != 0 || cn_members_add(&n->members, &rec) != 0) {
+	if (set_meta_in(n, &rec, a, &changed) != 0 || cn_members_add(&n->members, &rec) != 0) {
 		cn_pool_endpoint_release(n->pool, rec.endpoint);
 		cn_pool_meta_release(n->pool, rec.meta);
 		n->stats.members_refused++;
@@ -508,7 +542,7 @@ static void alive_newer(cn_node *n, cn_member_rec *r, const alive_in *a)
 {
 	bool addr_changed = false, meta_changed = false;
 	if (set_endpoint(n, r, a->addr, a->vmin, a->vmax, &addr_changed) != 0 ||
-	    set_meta(n, r, a->meta, &meta_changed) != 0)
+	    set_meta_in(n, r, a, &meta_changed) != 0)
 		return; /* out of memory: keep the old view, gossip will retry */
 	uint8_t old = r->state;
 	set_incarnation(r, a->inc);
@@ -549,7 +583,7 @@ static void apply_alive(cn_node *n, const alive_in *a)
 	bool up = r->state == CN_STATE_ALIVE || r->state == CN_STATE_SUSPECT;
 	if (a->inc == r->incarnation && up && mv32(a->meta_version) > r->meta_version) {
 		bool changed;
-		if (set_meta(n, r, a->meta, &changed) != 0)
+		if (set_meta_in(n, r, a, &changed) != 0)
 			return;
 		r->meta_version = mv32(a->meta_version);
 		emit_event(n, CN_EV_UPDATE, r);
@@ -651,7 +685,11 @@ static void apply_suspect(cn_node *n, const char *name, uint64_t inc, const char
 		return;
 	}
 	cn_member_rec *r = ident == UINT32_MAX ? NULL : cn_members_find(&n->members, ident);
-	if (r != NULL)
+	/* suspect_member ignores an older incarnation and a member already
+	 * failed or left: skip the accuser's name lookup for those (most of
+	 * the accusations in flight after a partition's members failed). */
+	if (r != NULL && inc >= r->incarnation &&
+	    (r->state == CN_STATE_ALIVE || r->state == CN_STATE_SUSPECT))
 		suspect_member(n, r, inc, ident_or_none(n, from));
 }
 
@@ -960,8 +998,9 @@ static void send_ping(cn_node *n, const cn_member_rec *r, uint32_t seq, bool bud
 	(void)dg_add(&d, &m);
 	if (buddy && r->state == CN_STATE_SUSPECT) {
 		/* Lifeguard buddy system: tell the suspect first, so it can refute. */
-		const cn_suspicion *s = cn_suspicion_table_find(&n->susp, r->ident);
-		make_accuse(n, CN_MSG_SUSPECT, r, s ? s->accuser : n->self, &m);
+		cn_suspicion s;
+		bool timed = cn_suspicion_table_find(&n->susp, r->ident, &s);
+		make_accuse(n, CN_MSG_SUSPECT, r, timed ? s.accuser : n->self, &m);
 		if (dg_add(&d, &m))
 			d.skip = r->ident;
 	}
@@ -1223,7 +1262,7 @@ static void dispatch(cn_node *n, const cn_addr *from, const cn_msg *m)
 	case CN_MSG_ALIVE: {
 		const cn_msg_alive *a = &m->u.alive;
 		alive_in in = {a->name, a->incarnation, &a->addr, a->meta_version, &a->meta,
-			       a->vmin, a->vmax};
+			       a->vmin, a->vmax, 0};
 		apply_alive(n, &in);
 		break;
 	}
@@ -1297,6 +1336,7 @@ int cn_node_recv(cn_node *n, const cn_addr *from, const uint8_t *data, size_t le
 /* ------------------------------------------------------------------ */
 /* Stream plane: push-pull                                              */
 
+/* Everything but the metadata (see meta_enc). */
 static void member_wire(const cn_node *n, const cn_member_rec *r, cn_member_wire *w)
 {
 	const cn_pool_endpoint *ep = ep_of(n, r);
@@ -1305,9 +1345,36 @@ static void member_wire(const cn_node *n, const cn_member_rec *r, cn_member_wire
 	w->incarnation = r->incarnation;
 	w->state = r->state;
 	w->meta_version = r->meta_version;
-	w->meta = *cn_pool_meta_get(n->pool, r->meta);
 	w->vmin = ep->vmin;
 	w->vmax = ep->vmax;
+}
+
+/* Encoded metadata by pool ref for one encode_state call, direct-mapped:
+ * the members of a view share a handful of metadata (pool refs are
+ * interned by content), so each is encoded once instead of once per
+ * member, and never copied out of the pool (1.7 KB a member). The bytes
+ * are cn_meta_encode's, so the push-pull is the same byte for byte. */
+enum { META_ENC_SLOTS = 8 };
+typedef struct meta_enc {
+	bool used;
+	uint32_t ref;
+	size_t len;
+	uint8_t buf[CN_META_WIRE_MAX];
+} meta_enc;
+
+/* The encoding of pool meta ref, or NULL (it does not fit: the caller
+ * encodes it itself; cn_meta_encode keeps every map within the limit). */
+static const meta_enc *meta_encoded(const cn_node *n, meta_enc *cache, uint32_t ref)
+{
+	meta_enc *e = &cache[ref % META_ENC_SLOTS];
+	if (e->used && e->ref == ref)
+		return e;
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, e->buf, sizeof e->buf);
+	cn_meta_encode(&w, cn_pool_meta_get(n->pool, ref));
+	e->used = cn_mp_writer_end(&w, &e->len) == 0;
+	e->ref = ref;
+	return e->used ? e : NULL;
 }
 
 static const uint32_t STATE_ALL = UINT32_MAX; /* encode_state: every member */
@@ -1345,8 +1412,12 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t abou
 		cn_psync_root(n->psync, pp.policy_digest);
 	}
 	cn_member_wire *w = malloc(sizeof *w);
-	if (w == NULL)
+	meta_enc *cache = calloc(META_ENC_SLOTS, sizeof *cache);
+	if (w == NULL || cache == NULL) {
+		free(w);
+		free(cache);
 		return CN_ENOMEM;
+	}
 	size_t cap = 1024 + (size_t)count * 128;
 	for (;;) { /* doubling: at most log2(16 MiB / 1 KiB) rounds */
 		if (cap > CN_STREAM_PLAIN_MAX)
@@ -1358,11 +1429,19 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t abou
 		cn_mp_writer_init(&wr, buf, cap);
 		cn_pushpull_encode_begin(&wr, type, &pp, count);
 		for (uint32_t i = 0; i < count && !wr.overflow; i++) {
-			member_wire(n, &n->members.recs[about == STATE_ALL ? i : slots[i]], w);
-			cn_pushpull_encode_member(&wr, w);
+			const cn_member_rec *r = &n->members.recs[about == STATE_ALL ? i : slots[i]];
+			const meta_enc *me = meta_encoded(n, cache, r->meta);
+			member_wire(n, r, w);
+			if (me != NULL) {
+				cn_pushpull_encode_member_raw(&wr, w, me->buf, me->len);
+			} else {
+				w->meta = *cn_pool_meta_get(n->pool, r->meta);
+				cn_pushpull_encode_member(&wr, w);
+			}
 		}
 		if (cn_mp_writer_end(&wr, len) == 0) {
 			free(w);
+			free(cache);
 			*out = buf;
 			return 0;
 		}
@@ -1372,7 +1451,61 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t abou
 		cap *= 2;
 	}
 	free(w);
+	free(cache);
 	return CN_ENOSPACE;
+}
+
+/* Whether merging w may store its metadata: apply_alive reads it only for
+ * a new member, a higher incarnation, or a newer meta_version (an alive or
+ * suspect entry about someone else). This may say yes more often than
+ * needed, never less. In a converged fleet a push-pull of N members needs
+ * none of them, and the metadata map is most of a member's decoding. */
+static bool wire_needs_meta(const cn_node *n, const cn_member_wire *w)
+{
+	if (w->state != CN_STATE_ALIVE && w->state != CN_STATE_SUSPECT)
+		return false; /* dead and left are merged without apply_alive */
+	uint32_t ident = ident_or_none(n, w->name);
+	if (ident == UINT32_MAX)
+		return true;
+	if (ident == n->self)
+		return false; /* alive_self compares incarnation and address only */
+	const cn_member_rec *r = cn_members_find(&n->members, ident);
+	return r == NULL || w->incarnation > r->incarnation ||
+	       mv32(w->meta_version) > r->meta_version;
+}
+
+/* Pool ref of w's metadata through the merge's memo (meta_memo), taking
+ * it into the memo on a miss; 0 when that fails (out of memory: the
+ * caller interns by content as before). The memo holds one reference per
+ * entry, given back when it is evicted or the merge ends (memo_clear). */
+static uint32_t memo_meta(cn_node *n, const cn_member_wire *w)
+{
+	assert(w->meta_raw != NULL);
+	for (uint32_t k = 0; k < n->n_memo; k++) {
+		const meta_memo *e = &n->memo[k];
+		if (e->len == w->meta_len && memcmp(e->raw, w->meta_raw, e->len) == 0)
+			return e->ref;
+	}
+	cn_meta meta;
+	uint32_t ref;
+	if (cn_member_wire_meta(w, &meta) != 0 || cn_pool_meta_acquire(n->pool, &meta, &ref) != 0)
+		return 0;
+	uint32_t k;
+	if (n->n_memo < CN_META_MEMO) {
+		k = n->n_memo++;
+	} else {
+		k = n->memo_next++ % CN_META_MEMO;
+		cn_pool_meta_release(n->pool, n->memo[k].ref); /* evicted */
+	}
+	n->memo[k] = (meta_memo){.raw = w->meta_raw, .len = w->meta_len, .ref = ref};
+	return ref;
+}
+
+static void memo_clear(cn_node *n)
+{
+	for (uint32_t k = 0; k < n->n_memo; k++)
+		cn_pool_meta_release(n->pool, n->memo[k].ref);
+	n->n_memo = n->memo_next = 0;
 }
 
 static int merge_member(void *ctx, const cn_member_wire *w)
@@ -1394,8 +1527,21 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 	 * push-pull). Needs a faster anti-entropy for new nodes first. */
 	n->quiet_join = n->quiet_bulk || (CN_QUIET_BULK_JOINS && n->bulk_source != NULL &&
 					   strcmp(w->name, n->bulk_source) != 0);
-	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, &w->meta, w->vmin,
-		       w->vmax};
+	/* The metadata is decoded only when apply_alive may take it (see
+	 * wire_needs_meta); otherwise in.meta stays NULL, which set_meta
+	 * asserts it never sees. */
+	cn_meta meta;
+	const cn_meta *mp = NULL;
+	uint32_t ref = 0;
+	if (wire_needs_meta(n, w) && (ref = memo_meta(n, w)) == 0) {
+		int rc = cn_member_wire_meta(w, &meta);
+		assert(rc == 0); /* validated by the decoder before any callback */
+		if (rc != 0)
+			return rc;
+		mp = &meta;
+	}
+	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, mp, w->vmin, w->vmax,
+		       ref};
 	switch (w->state) {
 	case CN_STATE_ALIVE:
 		apply_alive(n, &in);
@@ -1430,7 +1576,9 @@ static int decode_merge(cn_node *n, const uint8_t *buf, size_t len, uint8_t *typ
 {
 	/* The decoder reads the whole header (source) before the first member. */
 	n->bulk_source = pp->source;
-	int rc = cn_pushpull_decode(buf, len, type, pp, merge_member, n, ms);
+	assert(n->n_memo == 0);
+	int rc = cn_pushpull_decode_lazy(buf, len, type, pp, merge_member, n, ms);
+	memo_clear(n); /* its pointers are into buf */
 	n->bulk_source = NULL;
 	n->quiet_join = false;
 	return rc;
@@ -1915,7 +2063,8 @@ int cn_node_new(const cn_node_config *cfg, cn_pool *pool, uint64_t seed, uint64_
 	cn_rng_seed(&n->rng, seed);
 	cn_members_init(&n->members, n->cfg.max_members, now_ms);
 	cn_awareness_init(&n->aware, n->cfg.awareness_max);
-	cn_suspicion_table_init(&n->susp);
+	/* start_suspicion's k never exceeds indirect_checks (0 without lifeguard). */
+	cn_suspicion_table_init(&n->susp, n->cfg.lifeguard ? n->cfg.indirect_checks : 0);
 	cn_queue_init(&n->queue, n->cfg.queue_max);
 	cn_vivaldi_init(&n->viv, cn_rng_next(&n->rng));
 	cn_outbox_init(&n->out, CN_OUTBOX_MAX);

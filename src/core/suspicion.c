@@ -2,7 +2,9 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/err.h"
 
@@ -61,10 +63,62 @@ bool cn_suspicion_confirm(cn_suspicion *s, uint32_t from)
 
 /* ---- table: binary min-heap on deadline, idmap ident -> heap index ---- */
 
-void cn_suspicion_table_init(cn_suspicion_table *t)
+/* A stored suspicion: cn_suspicion with room for only k_max confirmers. */
+typedef struct susp_ent {
+	uint64_t deadline_ms, start_ms, min_ms, max_ms;
+	uint32_t ident, accuser;
+	uint8_t k, confirmations;
+	uint8_t pad_[2];
+	uint32_t confirmers[]; /* k_max of them (the table's esz) */
+} susp_ent;
+
+_Static_assert(offsetof(susp_ent, confirmers) == 44, "susp_ent layout");
+
+static susp_ent *ent(const cn_suspicion_table *t, uint32_t i)
 {
+	assert(i < t->cap);
+	return (susp_ent *)(void *)(t->heap + (size_t)i * t->esz);
+}
+
+static void ent_store(const cn_suspicion_table *t, susp_ent *e, const cn_suspicion *s)
+{
+	assert(s->k <= t->k_max && s->confirmations <= s->k);
+	e->deadline_ms = s->deadline_ms;
+	e->start_ms = s->start_ms;
+	e->min_ms = s->min_ms;
+	e->max_ms = s->max_ms;
+	e->ident = s->ident;
+	e->accuser = s->accuser;
+	e->k = s->k;
+	e->confirmations = s->confirmations;
+	e->pad_[0] = e->pad_[1] = 0;
+	memcpy(e->confirmers, s->confirmers, (size_t)s->confirmations * sizeof(uint32_t));
+	(void)t;
+}
+
+static void ent_load(const susp_ent *e, cn_suspicion *s)
+{
+	*s = (cn_suspicion){0};
+	s->deadline_ms = e->deadline_ms;
+	s->start_ms = e->start_ms;
+	s->min_ms = e->min_ms;
+	s->max_ms = e->max_ms;
+	s->ident = e->ident;
+	s->accuser = e->accuser;
+	s->k = e->k;
+	s->confirmations = e->confirmations;
+	memcpy(s->confirmers, e->confirmers, (size_t)e->confirmations * sizeof(uint32_t));
+}
+
+void cn_suspicion_table_init(cn_suspicion_table *t, uint32_t k_max)
+{
+	if (k_max > CN_SUSPICION_CONFIRM_MAX)
+		k_max = CN_SUSPICION_CONFIRM_MAX;
 	t->heap = NULL;
 	t->count = t->cap = 0;
+	t->k_max = (uint8_t)k_max;
+	size_t esz = offsetof(susp_ent, confirmers) + (size_t)k_max * sizeof(uint32_t);
+	t->esz = (uint32_t)((esz + 7) & ~(size_t)7); /* keeps the 64-bit fields aligned */
 	cn_idmap_init(&t->pos);
 }
 
@@ -76,54 +130,62 @@ void cn_suspicion_table_free(cn_suspicion_table *t)
 	t->count = t->cap = 0;
 }
 
-/* Place s at index i and record it in the index (the map already holds the
- * ident, so put only replaces a value and cannot fail). */
-static void place(cn_suspicion_table *t, uint32_t i, const cn_suspicion *s)
+/* Copy *e to index i and record it in the index (the map already holds
+ * the ident, so put only replaces a value and cannot fail). */
+static void place(cn_suspicion_table *t, uint32_t i, const susp_ent *e)
 {
-	t->heap[i] = *s;
-	int rc = cn_idmap_put(&t->pos, s->ident, i);
+	memcpy(ent(t, i), e, t->esz);
+	int rc = cn_idmap_put(&t->pos, e->ident, i);
 	assert(rc == 0);
 	(void)rc;
 }
 
 static void sift_up(cn_suspicion_table *t, uint32_t i)
 {
-	cn_suspicion s = t->heap[i];
+	uint64_t e_tmp[(offsetof(susp_ent, confirmers) + CN_SUSPICION_CONFIRM_MAX * 4 + 7) / 8];
+	susp_ent *s = (susp_ent *)(void *)e_tmp;
+	memcpy(s, ent(t, i), t->esz);
 	while (i > 0) {
 		uint32_t parent = (i - 1) / 2;
-		if (t->heap[parent].deadline_ms <= s.deadline_ms)
+		if (ent(t, parent)->deadline_ms <= s->deadline_ms)
 			break;
-		place(t, i, &t->heap[parent]);
+		place(t, i, ent(t, parent));
 		i = parent;
 	}
-	place(t, i, &s);
+	place(t, i, s);
 }
 
 static void sift_down(cn_suspicion_table *t, uint32_t i)
 {
-	cn_suspicion s = t->heap[i];
+	uint64_t e_tmp[(offsetof(susp_ent, confirmers) + CN_SUSPICION_CONFIRM_MAX * 4 + 7) / 8];
+	susp_ent *s = (susp_ent *)(void *)e_tmp;
+	memcpy(s, ent(t, i), t->esz);
 	for (;;) {
 		uint32_t c = 2 * i + 1;
 		if (c >= t->count)
 			break;
-		if (c + 1 < t->count && t->heap[c + 1].deadline_ms < t->heap[c].deadline_ms)
+		if (c + 1 < t->count && ent(t, c + 1)->deadline_ms < ent(t, c)->deadline_ms)
 			c++;
-		if (s.deadline_ms <= t->heap[c].deadline_ms)
+		if (s->deadline_ms <= ent(t, c)->deadline_ms)
 			break;
-		place(t, i, &t->heap[c]);
+		place(t, i, ent(t, c));
 		i = c;
 	}
-	place(t, i, &s);
+	place(t, i, s);
 }
 
 int cn_suspicion_table_add(cn_suspicion_table *t, const cn_suspicion *s)
 {
 	uint32_t unused;
 	assert(!cn_idmap_get(&t->pos, s->ident, &unused));
+	assert(s->k <= t->k_max);
 	(void)unused; /* NDEBUG builds */
 	if (t->count == t->cap) {
-		uint32_t cap = t->cap == 0 ? 8 : 2 * t->cap;
-		cn_suspicion *h = realloc(t->heap, (size_t)cap * sizeof *h);
+		/* A quarter more, not double: at a partition every node of a
+		 * big fleet holds thousands of these at once, and the slack of
+		 * doubling was a third of the table on average. */
+		uint32_t cap = t->cap + t->cap / 4 + 8;
+		uint8_t *h = realloc(t->heap, (size_t)cap * t->esz);
 		if (h == NULL)
 			return CN_ENOMEM;
 		t->heap = h;
@@ -132,18 +194,20 @@ int cn_suspicion_table_add(cn_suspicion_table *t, const cn_suspicion *s)
 	/* Reserve the index entry first so place() never allocates. */
 	if (cn_idmap_put(&t->pos, s->ident, t->count) != 0)
 		return CN_ENOMEM;
-	t->heap[t->count++] = *s;
+	ent_store(t, ent(t, t->count++), s);
 	sift_up(t, t->count - 1);
 	return 0;
 }
 
-const cn_suspicion *cn_suspicion_table_find(const cn_suspicion_table *t, uint32_t ident)
+bool cn_suspicion_table_find(const cn_suspicion_table *t, uint32_t ident, cn_suspicion *out)
 {
 	uint32_t i;
 	if (!cn_idmap_get(&t->pos, ident, &i))
-		return NULL;
-	assert(i < t->count && t->heap[i].ident == ident);
-	return &t->heap[i];
+		return false;
+	assert(i < t->count && ent(t, i)->ident == ident);
+	if (out != NULL)
+		ent_load(ent(t, i), out);
+	return true;
 }
 
 bool cn_suspicion_table_confirm(cn_suspicion_table *t, uint32_t ident, uint32_t from)
@@ -151,22 +215,33 @@ bool cn_suspicion_table_confirm(cn_suspicion_table *t, uint32_t ident, uint32_t 
 	uint32_t i;
 	if (!cn_idmap_get(&t->pos, ident, &i))
 		return false;
-	if (!cn_suspicion_confirm(&t->heap[i], from))
+	susp_ent *e = ent(t, i);
+	/* The cheap refusals first (cn_suspicion_confirm's rules): most
+	 * confirmations in a suspicion storm are repeats. */
+	if (e->confirmations >= e->k || from == e->accuser)
 		return false;
+	for (uint32_t c = 0; c < e->confirmations; c++)
+		if (e->confirmers[c] == from)
+			return false;
+	cn_suspicion s;
+	ent_load(e, &s);
+	bool moved = cn_suspicion_confirm(&s, from);
+	assert(moved);
+	ent_store(t, e, &s);
 	sift_up(t, i); /* deadlines only move earlier */
-	return true;
+	return moved;
 }
 
 static void remove_at(cn_suspicion_table *t, uint32_t i)
 {
 	assert(i < t->count);
-	bool had = cn_idmap_del(&t->pos, t->heap[i].ident);
+	bool had = cn_idmap_del(&t->pos, ent(t, i)->ident);
 	assert(had);
 	(void)had;
 	t->count--;
 	if (i == t->count)
 		return;
-	place(t, i, &t->heap[t->count]);
+	place(t, i, ent(t, t->count));
 	sift_down(t, i);
 	sift_up(t, i);
 }
@@ -187,13 +262,13 @@ bool cn_suspicion_table_remove(cn_suspicion_table *t, uint32_t ident)
 
 uint64_t cn_suspicion_table_next_ms(const cn_suspicion_table *t)
 {
-	return t->count == 0 ? UINT64_MAX : t->heap[0].deadline_ms;
+	return t->count == 0 ? UINT64_MAX : ent(t, 0)->deadline_ms;
 }
 
 bool cn_suspicion_table_pop_expired(cn_suspicion_table *t, uint64_t now_ms, cn_suspicion *out)
 {
-	if (t->count == 0 || t->heap[0].deadline_ms > now_ms)
+	if (t->count == 0 || ent(t, 0)->deadline_ms > now_ms)
 		return false;
-	*out = t->heap[0];
+	ent_load(ent(t, 0), out);
 	return cn_suspicion_table_remove(t, out->ident);
 }

@@ -53,19 +53,28 @@ void cn_suspicion_start(cn_suspicion *s, uint32_t ident, uint32_t accuser, uint3
  * repeats and any beyond k are ignored) and the deadline moved. */
 bool cn_suspicion_confirm(cn_suspicion *s, uint32_t from);
 
+/* The table stores a suspect in 44 + 4 * k_max bytes rounded up to 8 (56
+ * with the default indirect_checks of 3; a cn_suspicion is 80): when a
+ * partition makes every node suspect half of a 10,000-node fleet, these
+ * entries are most of the memory (5 * 10^7 of them). */
 typedef struct cn_suspicion_table {
-	cn_suspicion *heap; /* min-heap on deadline_ms */
+	uint8_t *heap;      /* min-heap on deadline_ms, entries of esz bytes */
 	uint32_t count, cap;
+	uint32_t esz;       /* bytes per entry */
+	uint8_t k_max;      /* every entry's k is <= this */
 	cn_idmap pos;       /* ident -> index in heap */
 } cn_suspicion_table;
 
-void cn_suspicion_table_init(cn_suspicion_table *t);
+/* k_max: the largest k any suspicion added will have (clamped to
+ * CN_SUSPICION_CONFIRM_MAX); confirmers beyond it are never stored. */
+void cn_suspicion_table_init(cn_suspicion_table *t, uint32_t k_max);
 void cn_suspicion_table_free(cn_suspicion_table *t);
-/* Add a started suspicion; its ident must not be present (asserted).
- * Returns 0 or CN_ENOMEM. */
+/* Add a started suspicion; its ident must not be present and its k must be
+ * <= k_max (asserted). Returns 0 or CN_ENOMEM. */
 int cn_suspicion_table_add(cn_suspicion_table *t, const cn_suspicion *s);
-/* Pointer valid until the next add/remove/confirm on the table, or NULL. */
-const cn_suspicion *cn_suspicion_table_find(const cn_suspicion_table *t, uint32_t ident);
+/* true when ident is suspected, with a copy of its suspicion in *out
+ * (out may be NULL). */
+bool cn_suspicion_table_find(const cn_suspicion_table *t, uint32_t ident, cn_suspicion *out);
 /* Confirm through the table (keeps the heap ordered). Returns
  * cn_suspicion_confirm's result; false when ident is not suspected. */
 bool cn_suspicion_table_confirm(cn_suspicion_table *t, uint32_t ident, uint32_t from);

@@ -340,6 +340,10 @@ void cn_mp_put_str(cn_mp_writer *w, const char *s, size_t len)
 	msgpack_pack_str_body(&w->pk, s, len);
 }
 void cn_mp_put_cstr(cn_mp_writer *w, const char *s) { cn_mp_put_str(w, s, strlen(s)); }
+void cn_mp_put_raw(cn_mp_writer *w, const void *b, size_t len)
+{
+	(void)writer_cb(w, b, len); /* an overflow is recorded in w */
+}
 void cn_mp_put_bin(cn_mp_writer *w, const void *b, size_t len)
 {
 	msgpack_pack_bin(&w->pk, len);

@@ -77,6 +77,8 @@ void cn_mp_put_f32(cn_mp_writer *w, float v);
 void cn_mp_put_str(cn_mp_writer *w, const char *s, size_t len);
 void cn_mp_put_cstr(cn_mp_writer *w, const char *s);
 void cn_mp_put_bin(cn_mp_writer *w, const void *b, size_t len);
+/* Bytes that are already msgpack (one or more whole objects), as they are. */
+void cn_mp_put_raw(cn_mp_writer *w, const void *b, size_t len);
 void cn_mp_put_array(cn_mp_writer *w, uint32_t n);
 void cn_mp_put_map(cn_mp_writer *w, uint32_t n);
 void cn_mp_put_nil(cn_mp_writer *w);

@@ -875,7 +875,55 @@ struct member_fields {
 	uint8_t *vmin, *vmax;
 	char *from;
 	uint8_t *state;
+	/* meta == NULL and meta_raw != NULL: record where the metadata map is
+	 * and step over it undecoded (an earlier pass validated it). */
+	const uint8_t **meta_raw;
+	size_t *meta_len;
+	/* Non-NULL (validation pass of a push-pull): check the metadata
+	 * through this memo instead of decoding it into meta. */
+	struct meta_seen *seen;
 };
+
+/* Metadata maps a push-pull's validation pass has already accepted. The
+ * members of a fleet mostly carry byte-identical metadata (the same
+ * labels and capacity), and whether a map is valid depends on its bytes
+ * alone, so a map equal to one accepted before is accepted without
+ * decoding it again; its unknown keys are counted again, as a decode
+ * would. Same results, same errors (anything not found here is decoded). */
+enum { META_SEEN_MAX = 8 };
+struct meta_seen {
+	const uint8_t *p[META_SEEN_MAX]; /* inside the buffer being decoded */
+	size_t len[META_SEEN_MAX];
+	uint64_t unknown[META_SEEN_MAX];
+	uint32_t n, next;
+	cn_meta scratch;
+};
+
+static int meta_check(cn_mp_reader *r, struct meta_seen *s, cn_msg_stats *stats)
+{
+	const uint8_t *start = r->p;
+	cn_mp_reader end = *r;
+	if (cn_mp_skip(&end) == 0) {
+		size_t len = (size_t)(end.p - start);
+		for (uint32_t k = 0; k < s->n; k++) {
+			if (s->len[k] == len && memcmp(s->p[k], start, len) == 0) {
+				r->p = end.p;
+				if (stats)
+					stats->unknown_keys += s->unknown[k];
+				return 0;
+			}
+		}
+	}
+	uint64_t before = stats ? stats->unknown_keys : 0;
+	int rc = cn_meta_decode(r, &s->scratch, stats);
+	if (rc)
+		return rc;
+	uint32_t k = s->n < META_SEEN_MAX ? s->n++ : s->next++ % META_SEEN_MAX;
+	s->p[k] = start;
+	s->len[k] = (size_t)(r->p - start);
+	s->unknown[k] = stats ? stats->unknown_keys - before : 0;
+	return 0;
+}
 
 static int dec_member_fields(struct body *b, const struct member_fields *f, uint64_t required)
 {
@@ -887,7 +935,20 @@ static int dec_member_fields(struct body *b, const struct member_fields *f, uint
 		case CN_K_NAME: rc = read_name(r, f->name); break;
 		case CN_K_INCARNATION: rc = cn_mp_read_u64(r, f->incarnation); break;
 		case CN_K_ADDR: rc = f->addr ? read_addr(r, f->addr) : body_skip(b); break;
-		case CN_K_META: rc = f->meta ? cn_meta_decode(r, f->meta, b->stats) : body_skip(b); break;
+		case CN_K_META:
+			if (f->seen) {
+				rc = meta_check(r, f->seen, b->stats);
+			} else if (f->meta) {
+				rc = cn_meta_decode(r, f->meta, b->stats);
+			} else if (f->meta_raw) {
+				const uint8_t *start = r->p;
+				rc = cn_mp_skip(r);
+				*f->meta_raw = start;
+				*f->meta_len = (size_t)(r->p - start);
+			} else {
+				rc = body_skip(b);
+			}
+			break;
 		case CN_K_META_VERSION:
 			rc = f->meta_version ? cn_mp_read_u64(r, f->meta_version) : body_skip(b);
 			break;
@@ -946,27 +1007,27 @@ static int dec_body(struct body *b, cn_msg *m)
 	case CN_MSG_ALIVE: {
 		cn_msg_alive *p = &m->u.alive;
 		struct member_fields f = {p->name, &p->incarnation, &p->addr, &p->meta,
-					  &p->meta_version, &p->vmin, &p->vmax, NULL, NULL};
+					  &p->meta_version, &p->vmin, &p->vmax, NULL, NULL, NULL, NULL, NULL};
 		return dec_member_fields(b, &f, ALIVE_REQUIRED);
 	}
 	case CN_MSG_SUSPECT:
 	case CN_MSG_DEAD: {
 		cn_msg_accuse *p = m->type == CN_MSG_SUSPECT ? &m->u.suspect : &m->u.dead;
 		struct member_fields f = {p->name, &p->incarnation, NULL, NULL,
-					  NULL,    NULL,            NULL, p->from, NULL};
+					  NULL,    NULL,            NULL, p->from, NULL, NULL, NULL, NULL};
 		return dec_member_fields(b, &f,
 					 BIT(CN_K_NAME) | BIT(CN_K_INCARNATION) | BIT(CN_K_FROM));
 	}
 	case CN_MSG_LEAVE: {
 		cn_msg_leave *p = &m->u.leave;
 		struct member_fields f = {p->name, &p->incarnation, NULL, NULL, NULL,
-					  NULL,    NULL,            NULL, NULL};
+					  NULL,    NULL,            NULL, NULL, NULL, NULL, NULL};
 		return dec_member_fields(b, &f, BIT(CN_K_NAME) | BIT(CN_K_INCARNATION));
 	}
 	case CN_MSG_META: {
 		cn_msg_meta *p = &m->u.meta;
 		struct member_fields f = {p->name, &p->incarnation, NULL, &p->meta,
-					  &p->meta_version, NULL, NULL, NULL, NULL};
+					  &p->meta_version, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 		return dec_member_fields(b, &f,
 					 BIT(CN_K_NAME) | BIT(CN_K_INCARNATION) | BIT(CN_K_META) |
 						 BIT(CN_K_META_VERSION));
@@ -1063,7 +1124,9 @@ void cn_pushpull_encode_begin(cn_mp_writer *w, uint8_t type, const cn_pushpull *
 	put_key(w, CN_K_PP_MEMBERS), cn_mp_put_array(w, n_members);
 }
 
-void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms)
+/* meta == NULL: encode ms->meta. */
+static void encode_member(cn_mp_writer *w, const cn_member_wire *ms, const uint8_t *meta,
+			  size_t meta_len)
 {
 	check_versions(ms->vmin, ms->vmax);
 	assert(ms->state <= CN_STATE_MAX_);
@@ -1071,36 +1134,65 @@ void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms)
 	put_key(w, CN_K_NAME), put_name(w, ms->name);
 	put_key(w, CN_K_INCARNATION), cn_mp_put_uint(w, ms->incarnation);
 	put_key(w, CN_K_ADDR), put_addr(w, &ms->addr);
-	put_key(w, CN_K_META), cn_meta_encode(w, &ms->meta);
+	put_key(w, CN_K_META);
+	if (meta != NULL) {
+		assert(meta_len > 0 && meta_len <= CN_META_WIRE_MAX);
+		cn_mp_put_raw(w, meta, meta_len);
+	} else {
+		cn_meta_encode(w, &ms->meta);
+	}
 	put_key(w, CN_K_META_VERSION), cn_mp_put_uint(w, ms->meta_version);
 	put_key(w, CN_K_VMIN), cn_mp_put_uint(w, ms->vmin);
 	put_key(w, CN_K_VMAX), cn_mp_put_uint(w, ms->vmax);
 	put_key(w, CN_K_STATE), cn_mp_put_uint(w, ms->state);
 }
 
-static int dec_member(cn_mp_reader *r, cn_member_wire *ms, cn_msg_stats *stats)
+void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms)
+{
+	encode_member(w, ms, NULL, 0);
+}
+
+void cn_pushpull_encode_member_raw(cn_mp_writer *w, const cn_member_wire *ms,
+				   const uint8_t *meta, size_t meta_len)
+{
+	assert(meta != NULL);
+	encode_member(w, ms, meta, meta_len);
+}
+
+/* lazy: leave ms->meta alone and point meta_raw at its bytes. Only the
+ * fields before meta are cleared: meta is required, and cn_meta_decode
+ * sets all of it, so a member that decodes is fully defined either way
+ * without clearing 1.7 KB of metadata twice per member. */
+static int dec_member(cn_mp_reader *r, cn_member_wire *ms, cn_msg_stats *stats, bool lazy,
+		      struct meta_seen *seen)
 {
 	struct body b;
 	int rc;
-	memset(ms, 0, sizeof *ms);
+	memset(ms, 0, offsetof(cn_member_wire, meta));
 	if ((rc = body_open(&b, r, stats)))
 		return rc;
-	struct member_fields f = {ms->name,         &ms->incarnation, &ms->addr, &ms->meta,
-				  &ms->meta_version, &ms->vmin,        &ms->vmax, NULL,
-				  &ms->state};
+	struct member_fields f = {ms->name,         &ms->incarnation, &ms->addr,
+				  lazy ? NULL : &ms->meta, &ms->meta_version, &ms->vmin,
+				  &ms->vmax,        NULL,             &ms->state,
+				  &ms->meta_raw,    &ms->meta_len,    seen};
 	return dec_member_fields(&b, &f, ALIVE_REQUIRED | BIT(CN_K_STATE));
 }
 
-/* Decodes every member; calls on_member for each when on_member != NULL. */
+/* Decodes every member; calls on_member for each when on_member != NULL.
+ * Without a callback (the validation pass) members are only checked, and
+ * their metadata through a memo (struct meta_seen). */
 static int members_pass(cn_mp_reader *r, uint32_t *n, cn_member_cb on_member, void *ctx,
-			cn_msg_stats *stats)
+			cn_msg_stats *stats, bool lazy)
 {
 	cn_member_wire ms;
+	struct meta_seen memo;
+	memo.n = memo.next = 0;
+	struct meta_seen *seen = on_member == NULL ? &memo : NULL;
 	int rc = cn_mp_read_array(r, n, CN_PUSHPULL_MEMBERS_MAX);
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < *n; i++) {
-		if ((rc = dec_member(r, &ms, stats)))
+		if ((rc = dec_member(r, &ms, stats, lazy, seen)))
 			return rc;
 		if (on_member && (rc = on_member(ctx, &ms)))
 			return rc;
@@ -1108,13 +1200,27 @@ static int members_pass(cn_mp_reader *r, uint32_t *n, cn_member_cb on_member, vo
 	return 0;
 }
 
+int cn_member_wire_meta(const cn_member_wire *ms, cn_meta *out)
+{
+	if (ms->meta_raw == NULL) {
+		*out = ms->meta;
+		return 0;
+	}
+	cn_mp_reader r;
+	cn_mp_reader_init(&r, ms->meta_raw, ms->meta_len);
+	int rc = cn_meta_decode(&r, out, NULL);
+	if (rc == 0 && cn_mp_remaining(&r) != 0)
+		rc = CN_ETRAILING;
+	return rc;
+}
+
 /* The whole message is validated before the first callback: a caller
  * never acts on half of a push-pull that turns out to be malformed. The
  * member array may sit under any key position; its start is remembered
  * and it is decoded a second time, with callbacks, after the map. Unknown
  * keys are counted in the first pass only. */
-int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pushpull *pp,
-		       cn_member_cb on_member, void *ctx, cn_msg_stats *stats)
+static int pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pushpull *pp,
+			   cn_member_cb on_member, void *ctx, cn_msg_stats *stats, bool lazy)
 {
 	cn_mp_reader r, members = {0};
 	uint8_t version, type;
@@ -1134,7 +1240,7 @@ int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pus
 		case CN_K_PP_SOURCE: rc = read_name(&r, pp->source); break;
 		case CN_K_PP_MEMBERS:
 			members = r;
-			rc = members_pass(&r, &pp->n_members, NULL, NULL, stats);
+			rc = members_pass(&r, &pp->n_members, NULL, NULL, stats, false);
 			break;
 		case CN_K_PP_POLICY_DIGEST:
 			rc = read_hash(&r, pp->policy_digest);
@@ -1157,7 +1263,19 @@ int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pus
 	*type_out = type;
 	(void)version;
 	uint32_t n;
-	return members_pass(&members, &n, on_member, ctx, NULL);
+	return members_pass(&members, &n, on_member, ctx, NULL, lazy);
+}
+
+int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pushpull *pp,
+		       cn_member_cb on_member, void *ctx, cn_msg_stats *stats)
+{
+	return pushpull_decode(buf, len, type_out, pp, on_member, ctx, stats, false);
+}
+
+int cn_pushpull_decode_lazy(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pushpull *pp,
+			    cn_member_cb on_member, void *ctx, cn_msg_stats *stats)
+{
+	return pushpull_decode(buf, len, type_out, pp, on_member, ctx, stats, true);
 }
 
 /* ---- names ----------------------------------------------------------- */

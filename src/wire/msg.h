@@ -176,15 +176,21 @@ typedef struct cn_msg {
 	} u;
 } cn_msg;
 
-/* One member as carried in push-pull. */
+/* One member as carried in push-pull. meta comes last so that a decoder
+ * that leaves it alone (cn_pushpull_decode_lazy) clears only the rest. */
 typedef struct cn_member_wire {
 	char name[CN_NAME_MAX + 1];
 	cn_addr addr;
 	uint64_t incarnation;
 	uint8_t state; /* enum cn_member_state_code */
 	uint64_t meta_version;
-	cn_meta meta;
 	uint8_t vmin, vmax;
+	/* Decoder output only (the encoder ignores them): the member's
+	 * metadata map inside the decoded buffer when meta was left undecoded
+	 * (cn_pushpull_decode_lazy); NULL and 0 otherwise. */
+	const uint8_t *meta_raw;
+	size_t meta_len;
+	cn_meta meta;
 } cn_member_wire;
 
 /* Push-pull header: everything but the member list. */
@@ -221,6 +227,11 @@ int cn_msg_decode(cn_mp_reader *r, cn_msg *out, cn_msg_stats *stats);
 void cn_pushpull_encode_begin(cn_mp_writer *w, uint8_t type, const cn_pushpull *pp,
 			      uint32_t n_members);
 void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms);
+/* The same with the metadata map given as the bytes cn_meta_encode wrote
+ * for it (ms->meta is not read): a view of N members holds a handful of
+ * distinct metadata, each encoded once by a caller that keeps them. */
+void cn_pushpull_encode_member_raw(cn_mp_writer *w, const cn_member_wire *ms,
+				   const uint8_t *meta, size_t meta_len);
 
 /* Decode a whole push-pull message. For each member in order, calls
  * on_member(ctx, ms) (ms valid only during the call); a non-zero return
@@ -230,6 +241,20 @@ void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms);
 typedef int (*cn_member_cb)(void *ctx, const cn_member_wire *ms);
 int cn_pushpull_decode(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pushpull *pp,
 		       cn_member_cb on_member, void *ctx, cn_msg_stats *stats);
+/* The same validation (every member, metadata included, is decoded in
+ * full before the first callback), but the callbacks get ms->meta
+ * UNFILLED: ms->meta_raw and ms->meta_len point at the member's metadata
+ * inside buf, and cn_member_wire_meta() decodes it for a caller that needs
+ * it. A receiver that already holds a member at the same incarnation and
+ * meta_version (all of them, in a converged fleet) needs none: the
+ * metadata map is most of a member's bytes and of its decoding time. */
+int cn_pushpull_decode_lazy(const uint8_t *buf, size_t len, uint8_t *type_out, cn_pushpull *pp,
+			    cn_member_cb on_member, void *ctx, cn_msg_stats *stats);
+/* ms's metadata into *out: decoded from meta_raw when the lazy decoder
+ * left it there (it was validated, so this cannot fail on bytes
+ * cn_pushpull_decode_lazy accepted; 0 or a decoding error otherwise), else
+ * copied from ms->meta. buf must still be alive. */
+int cn_member_wire_meta(const cn_member_wire *ms, cn_meta *out);
 
 /* Metadata alone (also used by the admin plane). */
 void cn_meta_encode(cn_mp_writer *w, const cn_meta *m);
