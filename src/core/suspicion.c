@@ -42,6 +42,41 @@ void cn_suspicion_start(cn_suspicion *s, uint32_t ident, uint32_t accuser, uint3
 	s->max_ms = max_ms;
 	s->k = (uint8_t)(k > CN_SUSPICION_CONFIRM_MAX ? CN_SUSPICION_CONFIRM_MAX : k);
 	s->deadline_ms = now_ms + cn_suspicion_timeout_ms(0, s->k, min_ms, max_ms);
+	s->call_ms = UINT64_MAX; /* no last calls unless armed */
+}
+
+/* Next last call: calls_left of them, gap apart, ending a gap before the
+ * deadline; never before the start nor sooner than a gap after the
+ * previous one (confirmations can pull the deadline in). */
+static void schedule_call(cn_suspicion *s)
+{
+	s->call_ms = UINT64_MAX;
+	if (s->calls_left == 0)
+		return;
+	uint64_t span = (uint64_t)s->calls_left * s->call_gap_ms;
+	uint64_t at = s->deadline_ms > span ? s->deadline_ms - span : 0;
+	if (at < s->start_ms)
+		at = s->start_ms;
+	if (s->last_call_ms != UINT64_MAX && at < s->last_call_ms + s->call_gap_ms)
+		at = s->last_call_ms + s->call_gap_ms;
+	if (at < s->deadline_ms)
+		s->call_ms = at;
+	assert(s->call_ms == UINT64_MAX || s->call_ms < s->deadline_ms);
+}
+
+void cn_suspicion_arm_calls(cn_suspicion *s, uint8_t calls, uint32_t gap_ms)
+{
+	assert(gap_ms >= 1);
+	s->calls_left = calls;
+	s->call_gap_ms = gap_ms;
+	s->last_call_ms = UINT64_MAX;
+	schedule_call(s);
+}
+
+/* The heap key: the timer's next event, a last call or the deadline. */
+static uint64_t due_ms(const cn_suspicion *s)
+{
+	return s->call_ms < s->deadline_ms ? s->call_ms : s->deadline_ms;
 }
 
 bool cn_suspicion_confirm(cn_suspicion *s, uint32_t from)
@@ -56,6 +91,7 @@ bool cn_suspicion_confirm(cn_suspicion *s, uint32_t from)
 	s->deadline_ms = s->start_ms +
 			 cn_suspicion_timeout_ms(s->confirmations, s->k, s->min_ms, s->max_ms);
 	assert(s->deadline_ms >= s->start_ms + s->min_ms);
+	schedule_call(s); /* calls follow the deadline in (never later: see sift_up) */
 	return true;
 }
 
@@ -91,7 +127,7 @@ static void sift_up(cn_suspicion_table *t, uint32_t i)
 	cn_suspicion s = t->heap[i];
 	while (i > 0) {
 		uint32_t parent = (i - 1) / 2;
-		if (t->heap[parent].deadline_ms <= s.deadline_ms)
+		if (due_ms(&t->heap[parent]) <= due_ms(&s))
 			break;
 		place(t, i, &t->heap[parent]);
 		i = parent;
@@ -106,9 +142,9 @@ static void sift_down(cn_suspicion_table *t, uint32_t i)
 		uint32_t c = 2 * i + 1;
 		if (c >= t->count)
 			break;
-		if (c + 1 < t->count && t->heap[c + 1].deadline_ms < t->heap[c].deadline_ms)
+		if (c + 1 < t->count && due_ms(&t->heap[c + 1]) < due_ms(&t->heap[c]))
 			c++;
-		if (s.deadline_ms <= t->heap[c].deadline_ms)
+		if (due_ms(&s) <= due_ms(&t->heap[c]))
 			break;
 		place(t, i, &t->heap[c]);
 		i = c;
@@ -153,7 +189,7 @@ bool cn_suspicion_table_confirm(cn_suspicion_table *t, uint32_t ident, uint32_t 
 		return false;
 	if (!cn_suspicion_confirm(&t->heap[i], from))
 		return false;
-	sift_up(t, i); /* deadlines only move earlier */
+	sift_up(t, i); /* deadlines and calls only move earlier */
 	return true;
 }
 
@@ -187,7 +223,23 @@ bool cn_suspicion_table_remove(cn_suspicion_table *t, uint32_t ident)
 
 uint64_t cn_suspicion_table_next_ms(const cn_suspicion_table *t)
 {
-	return t->count == 0 ? UINT64_MAX : t->heap[0].deadline_ms;
+	return t->count == 0 ? UINT64_MAX : due_ms(&t->heap[0]);
+}
+
+bool cn_suspicion_table_take_call(cn_suspicion_table *t, uint64_t now_ms, cn_suspicion *out)
+{
+	if (t->count == 0)
+		return false;
+	cn_suspicion *s = &t->heap[0];
+	if (s->call_ms > now_ms || s->call_ms >= s->deadline_ms)
+		return false;
+	assert(s->calls_left > 0);
+	*out = *s;
+	s->calls_left--;
+	s->last_call_ms = s->call_ms;
+	schedule_call(s); /* only later: the key grows */
+	sift_down(t, 0);
+	return true;
 }
 
 bool cn_suspicion_table_pop_expired(cn_suspicion_table *t, uint64_t now_ms, cn_suspicion *out)
