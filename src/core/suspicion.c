@@ -42,14 +42,12 @@ void cn_suspicion_start(cn_suspicion *s, uint32_t ident, uint32_t accuser, uint3
 	s->max_ms = max_ms;
 	s->k = (uint8_t)(k > CN_SUSPICION_CONFIRM_MAX ? CN_SUSPICION_CONFIRM_MAX : k);
 	s->deadline_ms = now_ms + cn_suspicion_timeout_ms(0, s->k, min_ms, max_ms);
-	s->call_ms = s->last_call_ms = UINT64_MAX; /* no last calls unless armed */
+	s->call_ms = UINT64_MAX; /* no last calls unless armed */
 }
 
 /* Next last call: calls_left of them, gap apart, ending a gap before the
  * deadline; never before the start nor sooner than a gap after the
- * previous one. A confirmation that pulls the deadline in (even into the
- * past) does not skip or bunch them: they keep their spacing and the
- * verdict waits for them (verdict_ms). */
+ * previous one (confirmations can pull the deadline in). */
 static void schedule_call(cn_suspicion *s)
 {
 	s->call_ms = UINT64_MAX;
@@ -61,20 +59,9 @@ static void schedule_call(cn_suspicion *s)
 		at = s->start_ms;
 	if (s->last_call_ms != UINT64_MAX && at < s->last_call_ms + s->call_gap_ms)
 		at = s->last_call_ms + s->call_gap_ms;
-	s->call_ms = at;
-}
-
-/* When the suspect may be declared failed: at the deadline, but only once
- * every call is made and the last one had a gap to be answered. Without
- * late confirmations that is the deadline itself. */
-static uint64_t verdict_ms(const cn_suspicion *s)
-{
-	if (s->calls_left > 0)
-		return UINT64_MAX;
-	if (s->last_call_ms == UINT64_MAX)
-		return s->deadline_ms;
-	uint64_t answered = s->last_call_ms + s->call_gap_ms;
-	return answered > s->deadline_ms ? answered : s->deadline_ms;
+	if (at < s->deadline_ms)
+		s->call_ms = at;
+	assert(s->call_ms == UINT64_MAX || s->call_ms < s->deadline_ms);
 }
 
 void cn_suspicion_arm_calls(cn_suspicion *s, uint8_t calls, uint32_t gap_ms)
@@ -86,12 +73,10 @@ void cn_suspicion_arm_calls(cn_suspicion *s, uint8_t calls, uint32_t gap_ms)
 	schedule_call(s);
 }
 
-/* The heap key: the timer's next event, a last call or the verdict. */
+/* The heap key: the timer's next event, a last call or the deadline. */
 static uint64_t due_ms(const cn_suspicion *s)
 {
-	uint64_t v = verdict_ms(s);
-	assert(s->calls_left == 0 || s->call_ms != UINT64_MAX);
-	return s->call_ms < v ? s->call_ms : v;
+	return s->call_ms < s->deadline_ms ? s->call_ms : s->deadline_ms;
 }
 
 bool cn_suspicion_confirm(cn_suspicion *s, uint32_t from)
@@ -246,12 +231,12 @@ bool cn_suspicion_table_take_call(cn_suspicion_table *t, uint64_t now_ms, cn_sus
 	if (t->count == 0)
 		return false;
 	cn_suspicion *s = &t->heap[0];
-	if (s->call_ms > now_ms)
+	if (s->call_ms > now_ms || s->call_ms >= s->deadline_ms)
 		return false;
 	assert(s->calls_left > 0);
 	*out = *s;
 	s->calls_left--;
-	s->last_call_ms = now_ms; /* spacing from when it was made: no bursts */
+	s->last_call_ms = s->call_ms;
 	schedule_call(s); /* only later: the key grows */
 	sift_down(t, 0);
 	return true;
@@ -259,7 +244,7 @@ bool cn_suspicion_table_take_call(cn_suspicion_table *t, uint64_t now_ms, cn_sus
 
 bool cn_suspicion_table_pop_expired(cn_suspicion_table *t, uint64_t now_ms, cn_suspicion *out)
 {
-	if (t->count == 0 || verdict_ms(&t->heap[0]) > now_ms)
+	if (t->count == 0 || t->heap[0].deadline_ms > now_ms)
 		return false;
 	*out = t->heap[0];
 	return cn_suspicion_table_remove(t, out->ident);

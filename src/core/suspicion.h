@@ -30,13 +30,8 @@
  * timer may arm `calls` last calls spaced `gap_ms` apart, the last one
  * gap_ms before the deadline: the holder tells the suspect directly, and
  * a live suspect answers with its alive (refuting if it must), which
- * clears the suspicion here. The verdict waits for the calls: it comes at
- * the deadline, or, when a late confirmation pulls the deadline inside
- * the calls' span (even into the past), a gap after the last call, never
- * straight away (sim stale-suspicion, seed 6: a confirmation 3.6 s past
- * the pulled-in deadline fired all three calls and the verdict in one
- * instant, a false positive). A dead suspect costs `calls` datagrams per
- * holder and, unless confirmations come that late, no time.
+ * clears the suspicion here. A dead suspect costs `calls` datagrams per
+ * holder and no time: the deadline does not move.
  *
  * The pure formulas come first; cn_suspicion is the thin per-suspect
  * object; cn_suspicion_table holds the suspects of one node (and only the
@@ -74,8 +69,8 @@ typedef struct cn_suspicion {
 	uint8_t k;             /* expected confirmations, <= CN_SUSPICION_CONFIRM_MAX */
 	uint8_t confirmations; /* distinct confirmers so far, <= k */
 	uint32_t confirmers[CN_SUSPICION_CONFIRM_MAX];
-	/* Last calls (above): next one at call_ms (UINT64_MAX when none is
-	 * left), the previous one made at last_call_ms (UINT64_MAX: none). */
+	/* Last calls (above): next one at call_ms, always < deadline_ms, or
+	 * UINT64_MAX when none is left. */
 	uint64_t call_ms, last_call_ms;
 	uint32_t call_gap_ms;
 	uint8_t calls_left;
@@ -84,10 +79,9 @@ typedef struct cn_suspicion {
 /* Fill s for a new suspicion (k clamped to CN_SUSPICION_CONFIRM_MAX). */
 void cn_suspicion_start(cn_suspicion *s, uint32_t ident, uint32_t accuser, uint32_t k,
 			uint64_t min_ms, uint64_t max_ms, uint64_t now_ms);
-/* Arm `calls` last calls gap_ms apart, the last a gap before the deadline
- * (gap_ms >= 1; not before the start; they follow the deadline when
- * confirmations move it, keeping their spacing, and the verdict waits for
- * them: see LAST CALLS). */
+/* Arm `calls` last calls gap_ms apart before the deadline (gap_ms >= 1;
+ * they follow the deadline when confirmations move it; a call that would
+ * fall at or after the deadline, or before the start, is not made). */
 void cn_suspicion_arm_calls(cn_suspicion *s, uint8_t calls, uint32_t gap_ms);
 /* Count a confirmation from `from`; true when it was new (the accuser,
  * repeats and any beyond k are ignored) and the deadline moved. */
@@ -118,9 +112,8 @@ uint64_t cn_suspicion_table_next_ms(const cn_suspicion_table *t);
  * call before popping expired timers (a due call can hide an expired
  * timer behind it in the heap). */
 bool cn_suspicion_table_take_call(cn_suspicion_table *t, uint64_t now_ms, cn_suspicion *out);
-/* Pop one suspicion whose verdict is due (deadline <= now_ms, every armed
- * call made, the last a gap ago) into *out; false if none (or if a call
- * is due first: see cn_suspicion_table_take_call). */
+/* Pop one suspicion whose deadline is <= now_ms into *out; false if none
+ * (or if a call is due first: see cn_suspicion_table_take_call). */
 bool cn_suspicion_table_pop_expired(cn_suspicion_table *t, uint64_t now_ms, cn_suspicion *out);
 
 #endif
