@@ -32,11 +32,17 @@
  * a live suspect answers with its alive (refuting if it must), which
  * clears the suspicion here. A dead suspect costs `calls` datagrams per
  * holder and no time: the deadline does not move.
+ * Known gap: a confirmation that pulls the deadline to or before now
+ * fires the calls still owed and the verdict in the same instant, so
+ * they cannot be answered (sim/tests/stale-suspicion.yaml, seed 6).
+ * Making the verdict wait a gap after the last call fixed that case but
+ * made sim slow-nodes at 48 nodes worse (reverted, efbb6b1).
  *
  * The pure formulas come first; cn_suspicion is the thin per-suspect
  * object; cn_suspicion_table holds the suspects of one node (and only the
  * suspects: a healthy cluster pays nothing) with O(1) lookup by member
- * ident and a min-heap on the deadline so the node's next deadline is O(1). */
+ * ident and a min-heap on the next event (last call or deadline), so the
+ * node's next deadline is O(1). */
 #ifndef CN_CORE_SUSPICION_H
 #define CN_CORE_SUSPICION_H
 
