@@ -877,6 +877,86 @@ START_TEST(buddy_system_tells_suspect_first)
 }
 END_TEST
 
+/* A holder that missed a refutation (sim loss-10, 1,000 nodes: the gossip
+ * tail) must not fail the live member: before the deadline it tells the
+ * suspect, whose answer (its alive) clears the suspicion. Two real nodes,
+ * wired by hand: "x" refuted long ago (incarnation 4) while "me" still
+ * holds a suspicion at 3. me's own pings to x are dropped, as in a large
+ * cluster where me probes x once per N periods (else the buddy system on
+ * those pings would already do it). */
+START_TEST(stale_suspicion_cleared_by_last_call)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	uint64_t now = 0, inc;
+	cn_node_config c;
+	cn_node_config_default(&c);
+	strcpy(c.name, "me");
+	c.addr = node_addr(0);
+	c.gossip_nodes = 0; /* no gossip to x: only pings (dropped) and calls reach it */
+	cn_node *n;
+	ck_assert_int_eq(cn_node_new(&c, pool, 1, now, &n), 0);
+	cn_node_config_default(&c);
+	strcpy(c.name, "x");
+	c.addr = node_addr(9); /* where feed_alive puts x */
+	c.incarnation = 4;
+	cn_node *x;
+	ck_assert_int_eq(cn_node_new(&c, pool, 2, now, &x), 0);
+	feed_alive(n, "x", 3, 1, now);
+	feed_unprobed(n, "y", 1, now); /* the accuser; never probed */
+	feed_accuse(n, CN_MSG_SUSPECT, "x", 3, "y", now);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_SUSPECT);
+	cn_addr me_addr = node_addr(0), x_addr = node_addr(9);
+	int calls = 0, failed = 0;
+	uint64_t cleared = 0;
+	while (now < 120000 && failed == 0 && cleared == 0) {
+		now = cn_node_deadline(n);
+		cn_node_tick(n, now);
+		cn_out o;
+		while (cn_node_next_output(n, &o) == 0) {
+			failed += o.kind == CN_OUT_EVENT && o.event.type == CN_EV_FAILED;
+			if (o.kind != CN_OUT_DATAGRAM || !cn_addr_eq(&o.to, &x_addr))
+				continue;
+			uint8_t t[16];
+			cn_msg first;
+			ck_assert_int_ge(msg_types(&o, t, &first, NULL), 1);
+			if (t[0] == CN_MSG_PING)
+				continue; /* dropped */
+			/* A last call: the accusation alone, as the suspect's
+			 * buddy would send it. */
+			ck_assert_int_eq(msg_types(&o, t, &first, NULL), 1);
+			ck_assert_uint_eq(t[0], CN_MSG_SUSPECT);
+			ck_assert_str_eq(first.u.suspect.name, "x");
+			ck_assert_str_eq(first.u.suspect.from, "y");
+			ck_assert_uint_eq(first.u.suspect.incarnation, 3);
+			calls++;
+			/* The first call is lost; x hears the second. */
+			if (calls == 1)
+				continue;
+			ck_assert_int_eq(cn_node_recv(x, &me_addr, o.data, o.len, now), 0);
+		}
+		/* x's answer goes back to me. */
+		while (cn_node_next_output(x, &o) == 0)
+			if (o.kind == CN_OUT_DATAGRAM && cn_addr_eq(&o.to, &me_addr))
+				ck_assert_int_eq(cn_node_recv(n, &x_addr, o.data, o.len, now), 0);
+		if (cleared == 0 && view(n, "x", NULL) == CN_STATE_ALIVE)
+			cleared = now;
+	}
+	ck_assert_int_eq(failed, 0);
+	ck_assert_uint_gt(cleared, 0);
+	ck_assert_int_ge(calls, 2);
+	ck_assert_uint_eq(view(n, "x", &inc), CN_STATE_ALIVE);
+	ck_assert_uint_eq(inc, 4); /* x's own alive, no new refutation needed */
+	cn_member xs;
+	cn_node_self(x, &xs);
+	ck_assert_uint_eq(xs.incarnation, 4);
+	cn_node_assert_invariants(n);
+	cn_node_free(x);
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
 START_TEST(table_limit_refuses_new_members)
 {
 	cn_pool *pool;
@@ -991,6 +1071,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, suspicion_at_newer_incarnation_restarts_timer);
 	tcase_add_test(tc, pushpull_learned_members_are_not_gossiped);
 	tcase_add_test(tc, buddy_system_tells_suspect_first);
+	tcase_add_test(tc, stale_suspicion_cleared_by_last_call);
 	tcase_add_test(tc, table_limit_refuses_new_members);
 	tcase_add_test(tc, bad_config_is_refused);
 	tcase_add_test(tc, unknown_types_are_skipped_and_counted);

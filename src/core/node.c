@@ -23,6 +23,10 @@
  *                max = suspicion_max_mult * min (lifeguard; else max = min)
  *                K = min(indirect_checks, N-2), C = distinct confirmations.
  *                Expiry: the suspect is declared failed (suspicion.h).
+ *   last call    (lifeguard) CN_SUSPICION_LAST_CALLS datagrams to the suspect,
+ *                probe_interval_ms apart, the last one an interval before
+ *                the suspicion deadline: buddy system for holders that
+ *                missed the refutation (suspicion.h, LAST CALLS).
  *   gossip       next_gossip_ms = now + gossip_interval_ms; armed only while the
  *                broadcast queue is non-empty. gossip_nodes random members,
  *                including members failed less than gossip_to_dead_ms ago.
@@ -607,6 +611,8 @@ static int start_suspicion(cn_node *n, const cn_member_rec *r, uint32_t accuser)
 	}
 	cn_suspicion s;
 	cn_suspicion_start(&s, r->ident, accuser, k, min, max, n->now_ms);
+	if (n->cfg.lifeguard) /* buddy system before the verdict (suspicion.h) */
+		cn_suspicion_arm_calls(&s, CN_SUSPICION_LAST_CALLS, n->cfg.probe_interval_ms);
 	return cn_suspicion_table_add(&n->susp, &s);
 }
 
@@ -1775,10 +1781,34 @@ static void fwd_tick(cn_node *n)
 	}
 }
 
+/* Lifeguard buddy system before the verdict (suspicion.h, LAST CALLS):
+ * tell the suspect we still hold its suspicion. A live suspect answers
+ * with its alive (accused_self), which clears it here; the datagram
+ * carries nothing else, so calls to a dead suspect spend no gossip. */
+static void last_call(cn_node *n, const cn_suspicion *s)
+{
+	const cn_member_rec *r = cn_members_find(&n->members, s->ident);
+	assert(r != NULL && r->state == CN_STATE_SUSPECT); /* I3 */
+	if (r->flags & CN_MF_INCOMPAT)
+		return;
+	dgram d;
+	cn_msg m;
+	dg_begin(&d, n);
+	make_accuse(n, CN_MSG_SUSPECT, r, s->accuser, &m);
+	(void)dg_add(&d, &m);
+	dg_send(&d, &ep_of(n, r)->addr);
+}
+
 static void suspicion_tick(cn_node *n)
 {
 	cn_suspicion s;
-	while (cn_suspicion_table_pop_expired(&n->susp, n->now_ms, &s)) {
+	for (;;) { /* calls first: a due call can hide an expired timer */
+		if (cn_suspicion_table_take_call(&n->susp, n->now_ms, &s)) {
+			last_call(n, &s);
+			continue;
+		}
+		if (!cn_suspicion_table_pop_expired(&n->susp, n->now_ms, &s))
+			break;
 		cn_member_rec *r = cn_members_find(&n->members, s.ident);
 		assert(r != NULL && r->state == CN_STATE_SUSPECT); /* I3 */
 		n->stats.deaths_declared++;
