@@ -1791,6 +1791,15 @@ static void last_call(cn_node *n, const cn_suspicion *s)
 	assert(r != NULL && r->state == CN_STATE_SUSPECT); /* I3 */
 	if (r->flags & CN_MF_INCOMPAT)
 		return;
+	/* Suspecting more than an eighth of the view (and more than a few)
+	 * at once is a partition or our own trouble, not a refutation we
+	 * missed: calls would go to members we cannot reach, 3 per suspect
+	 * (suspicion.h). */
+	if (n->susp.count > 8 && (uint64_t)n->susp.count * 8 > n->members.count) {
+		n->stats.last_calls_skipped++;
+		return;
+	}
+	n->stats.last_calls++;
 	dgram d;
 	cn_msg m;
 	dg_begin(&d, n);

@@ -118,6 +118,7 @@ typedef struct cn_node_stats {
 	uint64_t decode_errors, unknown_types, unknown_keys, old_versions;
 	uint64_t probes, indirect_probes, acks, nacks_in, probe_failures;
 	uint64_t suspicions, refutations, deaths_declared;
+	uint64_t last_calls, last_calls_skipped; /* suspicion.h LAST CALLS */
 	uint64_t streams_out, stream_failures, pushpulls_served;
 	uint64_t gossip_sent, gossip_dropped;
 	/* Added: */

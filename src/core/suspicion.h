@@ -31,7 +31,12 @@
  * gap_ms before the deadline: the holder tells the suspect directly, and
  * a live suspect answers with its alive (refuting if it must), which
  * clears the suspicion here. A dead suspect costs `calls` datagrams per
- * holder and no time: the deadline does not move.
+ * holder and no time: the deadline does not move. The node skips
+ * the calls while it suspects more than an eighth of its view (and more
+ * than 8 members) at once
+ * (node.c last_call): that is a partition, or trouble of its own, not a
+ * missed refutation, and each node of a 10,000-node fleet split in halves
+ * would otherwise send 15,000 calls to the side it cannot reach.
  * Known gap: a confirmation that pulls the deadline to or before now
  * fires the calls still owed and the verdict in the same instant, so
  * they cannot be answered (sim/tests/stale-suspicion.yaml, seed 6).
