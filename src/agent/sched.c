@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/rollout.h"
 #include "util/err.h"
 #include "util/json.h"
 #include "wire/mp.h"
@@ -216,14 +217,6 @@ size_t cn_sched_wants(const cn_place_result *r, const cn_sched_jobs *j, const ch
 
 /* ---- majority_only start hold ---------------------------------------- */
 
-static uint32_t job_hash32(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a 32, as rollout reports use */
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 size_t cn_sched_hold_filter(cn_sched_hold *h, cn_rt_want *want, size_t n, uint64_t now_ms,
 			    uint64_t hold_ms, cn_sched_running_fn running, void *ctx)
 {
@@ -240,7 +233,7 @@ size_t cn_sched_hold_filter(cn_sched_hold *h, cn_rt_want *want, size_t n, uint64
 			want[kept++] = *wt;
 			continue;
 		}
-		uint32_t jh = job_hash32(wt->job);
+		uint32_t jh = cn_rollout_job_hash(wt->job);
 		uint64_t since = now_ms;
 		for (size_t e = 0; e < h->n; e++)
 			if (h->v[e].job_hash == jh && h->v[e].replica == wt->replica) {
