@@ -422,6 +422,16 @@ static void p_sample(void *st, sim_world *w)
 		      (unsigned long long)orphans, (unsigned long long)missing);
 }
 
+/* key: ms from at_us to when_us, or null when it never came. */
+static void kv_ms_after(cn_json *j, const char *key, uint64_t at_us, uint64_t when_us)
+{
+	cn_json_key(j, key);
+	if (when_us == UINT64_MAX)
+		cn_json_null(j);
+	else
+		cn_json_u64(j, (when_us - at_us) / 1000);
+}
+
 static void p_summary(void *st, sim_world *w, cn_json *j)
 {
 	(void)w;
@@ -456,16 +466,8 @@ static void p_summary(void *st, sim_world *w, cn_json *j)
 		cn_json_obj_begin(j);
 		cn_json_kv_u64(j, "at_ms", p->dist[d].at_us / 1000);
 		cn_json_kv_str(j, "kind", p->dist[d].kind);
-		cn_json_key(j, "work_ms");
-		if (p->dist[d].work_us == UINT64_MAX)
-			cn_json_null(j);
-		else
-			cn_json_u64(j, (p->dist[d].work_us - p->dist[d].at_us) / 1000);
-		cn_json_key(j, "ms");
-		if (p->dist[d].settled_us == UINT64_MAX)
-			cn_json_null(j);
-		else
-			cn_json_u64(j, (p->dist[d].settled_us - p->dist[d].at_us) / 1000);
+		kv_ms_after(j, "work_ms", p->dist[d].at_us, p->dist[d].work_us);
+		kv_ms_after(j, "ms", p->dist[d].at_us, p->dist[d].settled_us);
 		cn_json_obj_end(j);
 	}
 	cn_json_arr_end(j);
