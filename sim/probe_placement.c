@@ -61,7 +61,7 @@ typedef struct placement {
 	cn_place_result real[GROUPS_MAX], all;
 	uint16_t group_id[GROUPS_MAX];
 	uint32_t n_groups;
-	cn_member *selfs;          /* cap: each live node's own record */
+	cn_member *selfs;          /* cap: each node's own record when last up */
 	cn_place_member *in;       /* cap */
 	uint8_t *runs;             /* cap * n_jobs: instances of job k on node i */
 	uint8_t *runs_prev;        /* the same at the previous sample */
@@ -249,22 +249,34 @@ static int group_slot(const placement *p, uint16_t g)
 	return -1;
 }
 
-/* Reality as seen from group g (g == UINT32_MAX: the whole live fleet). */
+/* Reality as seen from group g (g == UINT32_MAX: the whole live fleet).
+ * It holds every node that was ever up, as the agents' views do until they
+ * reap a member (dead_reap_ms, far beyond any scenario): placement keeps
+ * failed and left members in its base and redirects their replicas, so a
+ * reality without them would disagree with every correct view. A node is
+ * up and on this side (alive), up on the other side or crashed (failed),
+ * or leaving or gone (left); its record is the last one seen while up. */
 static int place_reality(placement *p, sim_world *w, uint32_t g, cn_place_result *out)
 {
 	size_t n = 0;
 	for (uint32_t i = 0; i < w->n_used; i++) {
-		if (!sim_node_live(w, i))
-			continue;
-		cn_node_self(w->nodes[i].node, &p->selfs[n]);
+		const sim_node *sn = &w->nodes[i];
+		if (sn->status == ST_UP)
+			cn_node_self(sn->node, &p->selfs[i]);
+		if (p->selfs[i].name[0] == '\0')
+			continue; /* never up yet */
+		uint8_t state = CN_STATE_DEAD;
+		if (sn->status == ST_GONE || (sn->status == ST_UP && sn->leaving))
+			state = CN_STATE_LEFT;
+		else if (sn->status == ST_UP && (g == UINT32_MAX || sn->group == g))
+			state = CN_STATE_ALIVE;
 		p->in[n] = (cn_place_member){
-			.name = p->selfs[n].name,
-			.state = g == UINT32_MAX || w->nodes[i].group == g ? CN_STATE_ALIVE
-									    : CN_STATE_DEAD,
-			.meta = &p->selfs[n].meta,
+			.name = p->selfs[i].name,
+			.state = state,
+			.meta = &p->selfs[i].meta,
 		};
-		p->in[n].has_coord = p->selfs[n].has_coord &&
-				     cn_place_coord_quantize(&p->selfs[n].coord, &p->in[n].coord);
+		p->in[n].has_coord = p->selfs[i].has_coord &&
+				     cn_place_coord_quantize(&p->selfs[i].coord, &p->in[n].coord);
 		n++;
 	}
 	cn_sched_view v = {.members = NULL, .in = p->in, .n = n};

@@ -491,7 +491,7 @@ static uint64_t moved(const cn_place_result *a, const cn_place_result *b)
 	return st.started;
 }
 
-static void movement(uint32_t load_factor_milli, double bound)
+static void movement(uint32_t load_factor_milli, bool live_base, double bound)
 {
 	fleet f;
 	mixed_fleet(&f, 1000, 42);
@@ -500,6 +500,7 @@ static void movement(uint32_t load_factor_milli, double bound)
 	cn_place_opts o;
 	cn_place_opts_default(&o);
 	o.load_factor_milli = load_factor_milli;
+	o.live_base = live_base;
 	cn_place_result before, after;
 	place(&f, &js, &o, &before);
 	double worst_leave = 0, worst_join = 0;
@@ -519,8 +520,8 @@ static void movement(uint32_t load_factor_milli, double bound)
 		worst_join = ratio2 > worst_join ? ratio2 : worst_join;
 		cn_place_result_free(&after);
 	}
-	printf("movement (c=%.2f): worst moved/ideal %.2f on leave, %.2f on join\n",
-	       load_factor_milli / 1000.0, worst_leave, worst_join);
+	printf("movement (c=%.2f%s): worst moved/ideal %.2f on leave, %.2f on join\n",
+	       load_factor_milli / 1000.0, live_base ? ", live base" : "", worst_leave, worst_join);
 	ck_assert(worst_leave <= bound);
 	ck_assert(worst_join <= bound);
 	cn_place_result_free(&before);
@@ -530,8 +531,129 @@ static void movement(uint32_t load_factor_milli, double bound)
 
 START_TEST(movement_on_leave_and_join)
 {
-	movement(0, 1.0 + 1e-9); /* plain HRW: exactly the leaver's share */
-	movement(CN_PLACE_LOAD_FACTOR_DEFAULT, 2.0);
+	movement(0, false, 1.0 + 1e-9); /* plain HRW: exactly the leaver's share */
+	/* bounded loads with the stable base: a leave and the return move
+	 * exactly the member's own replicas */
+	movement(CN_PLACE_LOAD_FACTOR_DEFAULT, false, 1.0 + 1e-9);
+	/* the old rule (base = live members): the matching reorders */
+	movement(CN_PLACE_LOAD_FACTOR_DEFAULT, true, 2.0);
+}
+END_TEST
+
+/* A member that is down (failed, left, or a suspect when suspects are not
+ * placed) keeps its place in the base: its replicas, and only they, go to
+ * live members with room under the live caps; nothing lands on it; when it
+ * returns the placement is the one before, bit for bit. */
+START_TEST(down_member_moves_only_its_replicas)
+{
+	fleet f;
+	mixed_fleet(&f, 400, 9);
+	jobset js;
+	mixed_jobs(&js, 600, 10);
+	cn_place_opts o;
+	cn_place_opts_default(&o);
+	o.suspect_is_alive = false;
+	cn_place_result before, after, back;
+	place(&f, &js, &o, &before);
+	static const uint8_t states[] = {CN_STATE_DEAD, CN_STATE_LEFT, CN_STATE_SUSPECT};
+	for (size_t t = 0; t < 3 * 4; t++) {
+		size_t gone = t * 31 + 5;
+		uint32_t held = before.members[gone].load + before.members[gone].per_node_load;
+		f.m[gone].state = states[t % 3];
+		place(&f, &js, &o, &after);
+		cn_place_diff_stats st;
+		ck_assert_int_eq(cn_place_diff(&before, &after, NULL, NULL, &st), 0);
+		ck_assert_uint_eq(st.stopped, held);
+		/* per_node replicas are not restarted elsewhere */
+		ck_assert_uint_eq(st.started, before.members[gone].load);
+		ck_assert_uint_eq(after.members[gone].load + after.members[gone].per_node_load, 0);
+		ck_assert_uint_eq(after.members[gone].weight, 0);
+		for (size_t i = 0; i < after.n_members; i++)
+			if (after.overflow == 0)
+				ck_assert_uint_le(after.members[i].load, after.members[i].cap);
+		for (size_t q = 0; q < after.n_jobs; q++) {
+			const cn_place_job_out *j = &after.jobs[q];
+			uint32_t expect = j->want < j->n_eligible ? j->want : j->n_eligible;
+			ck_assert_uint_eq(j->n_placed, expect);
+		}
+		f.m[gone].state = CN_STATE_ALIVE;
+		place(&f, &js, &o, &back);
+		ck_assert_uint_eq(result_hash(&back), result_hash(&before));
+		ck_assert_mem_eq(back.slots, before.slots, back.n_slots * sizeof *back.slots);
+		cn_place_result_free(&back);
+		cn_place_result_free(&after);
+	}
+	/* with live_base, a down member is as if it were not there */
+	o.live_base = true;
+	f.m[7].state = CN_STATE_LEFT;
+	place(&f, &js, &o, &after);
+	fleet g = f;
+	cn_place_member *rest = calloc(f.n, sizeof *rest);
+	size_t nr = 0;
+	for (size_t i = 0; i < f.n; i++)
+		if (i != 7)
+			rest[nr++] = f.m[i];
+	g.m = rest;
+	g.n = nr;
+	place(&g, &js, &o, &back);
+	ck_assert_uint_eq(result_hash(&back), result_hash(&after));
+	free(rest);
+	f.m[7].state = CN_STATE_ALIVE;
+	cn_place_result_free(&back);
+	cn_place_result_free(&after);
+	cn_place_result_free(&before);
+	jobs_free(&js);
+	fleet_free(&f);
+}
+END_TEST
+
+/* Redirection never breaks a job: a spread job whose whole zone is down
+ * takes the rest from the other zones, and a job with fewer live eligible
+ * members than replicas runs on every live one. */
+START_TEST(redirect_when_a_zone_or_most_members_are_down)
+{
+	fleet f;
+	fleet_init(&f, 30);
+	static const char *zones[] = {"a", "b", "c"};
+	for (size_t i = 0; i < 30; i++)
+		label(&f, i, "zone", zones[i % 3]);
+	jobset js;
+	jobs_init(&js, 40, 3);
+	for (size_t q = 0; q < 40; q++)
+		js.spec[q].spread = put(&js.spec[q], "zone");
+	for (size_t i = 0; i < 30; i += 3)
+		f.m[i].state = CN_STATE_DEAD; /* zone a */
+	cn_place_result r;
+	place(&f, &js, NULL, &r);
+	for (size_t q = 0; q < r.n_jobs; q++) {
+		const cn_place_job_out *j = &r.jobs[q];
+		ck_assert_uint_eq(j->n_placed, 3);
+		int per[3] = {0};
+		for (uint32_t k = 0; k < j->n_placed; k++) {
+			size_t i = fleet_index(&f, member_of(&r, j, k));
+			ck_assert_int_eq(f.m[i].state, CN_STATE_ALIVE);
+			per[i % 3]++;
+			for (uint32_t l = 0; l < k; l++)
+				ck_assert_str_ne(member_of(&r, j, l), member_of(&r, j, k));
+		}
+		ck_assert_int_eq(per[0], 0);
+		ck_assert(per[1] >= 1 && per[2] >= 1);
+	}
+	cn_place_result_free(&r);
+	/* only 2 members live: every job runs 2 replicas, on them */
+	for (size_t i = 0; i < 30; i++)
+		f.m[i].state = i == 4 || i == 17 ? CN_STATE_ALIVE : CN_STATE_DEAD;
+	place(&f, &js, NULL, &r);
+	for (size_t q = 0; q < r.n_jobs; q++) {
+		const cn_place_job_out *j = &r.jobs[q];
+		ck_assert_uint_eq(j->n_placed, 2);
+		ck_assert_uint_eq(j->n_eligible, 2);
+		ck_assert_str_ne(member_of(&r, j, 0), member_of(&r, j, 1));
+	}
+	ck_assert_uint_eq(r.total_load, 80);
+	cn_place_result_free(&r);
+	jobs_free(&js);
+	fleet_free(&f);
 }
 END_TEST
 
@@ -802,6 +924,8 @@ static Suite *suite(void)
 	tcase_add_test(t, errors);
 	tcase_add_test(t, balance);
 	tcase_add_test(t, movement_on_leave_and_join);
+	tcase_add_test(t, down_member_moves_only_its_replicas);
+	tcase_add_test(t, redirect_when_a_zone_or_most_members_are_down);
 	tcase_add_test(t, spread_across_zones);
 	tcase_add_test(t, per_node);
 	tcase_add_test(t, near_and_energy_preferences);

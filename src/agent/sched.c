@@ -91,7 +91,10 @@ int cn_sched_view_load(cn_sched_view *v, const cn_node *n)
 	}
 	for (size_t i = 0; i < count; i++) {
 		cn_member *m = &v->members[v->n];
-		if (cn_node_member_get(n, i, m) != 0 || m->state == CN_STATE_LEFT)
+		/* Left members too: placement keeps failed and left members in
+		 * its base until they are reaped, so that their leaving moves
+		 * only their own replicas (placement.h step 5). */
+		if (cn_node_member_get(n, i, m) != 0)
 			continue;
 		cn_place_member *pm = &v->in[v->n++];
 		memset(pm, 0, sizeof *pm);

@@ -160,8 +160,9 @@ struct elig {
 	uint64_t sig;
 	uint32_t next;         /* chain, index + 1 */
 	const cn_jobspec *rep; /* a spec with this filter */
+	uint32_t n_base;       /* entries in idx */
 	uint32_t n_live, n_known, n_alive, wmax; /* n_alive: not even suspect */
-	uint32_t *idx;         /* live eligible members, ascending */
+	uint32_t *idx;         /* eligible members of the base, ascending */
 	uint64_t *hash;        /* their name hashes */
 };
 
@@ -202,8 +203,13 @@ struct ctx {
 	size_t nj_all;         /* jobs then spread sub-jobs */
 	const cn_place_member **m;
 	uint64_t *mhash;
-	uint32_t *weight;      /* base weight, 0 when not live */
-	uint8_t *live, *known, *low_cost;
+	uint32_t *weight;      /* static weight, 0 when not in the base */
+	uint8_t *live;         /* may run replicas now */
+	uint8_t *base;         /* in the preference base: live, or down (failed,
+				* left, excluded suspect) with a stable base */
+	bool redirect;         /* some base member is not live: run redirect() */
+	uint32_t *cap_live;    /* redirect(): caps from the live weight */
+	uint8_t *known, *low_cost;
 	struct jobw *j;
 	struct elig *sets;
 	size_t n_sets;
@@ -371,30 +377,31 @@ static int elig_for(struct ctx *c, const cn_jobspec *s, uint32_t *out)
 	memset(e, 0, sizeof *e);
 	e->sig = sig;
 	e->rep = s;
-	uint32_t n_live = 0;
+	uint32_t n_base = 0;
 	for (size_t i = 0; i < c->n; i++) {
-		if (!c->known[i] || !fits(s, c->m[i]->meta))
+		if (!fits(s, c->m[i]->meta))
 			continue;
-		e->n_known++;
+		e->n_known += c->known[i];
 		e->n_alive += c->m[i]->state == CN_STATE_ALIVE;
-		if (c->live[i])
-			c->scratch[n_live++].idx = (uint32_t)i;
+		e->n_live += c->live[i];
+		if (c->base[i])
+			c->scratch[n_base++].idx = (uint32_t)i;
 	}
-	e->idx = malloc((n_live ? n_live : 1) * sizeof *e->idx);
-	e->hash = malloc((n_live ? n_live : 1) * sizeof *e->hash);
+	e->idx = malloc((n_base ? n_base : 1) * sizeof *e->idx);
+	e->hash = malloc((n_base ? n_base : 1) * sizeof *e->hash);
 	if (e->idx == NULL || e->hash == NULL) {
 		free(e->idx);
 		free(e->hash);
 		return CN_ENOMEM;
 	}
-	for (uint32_t k = 0; k < n_live; k++) {
+	for (uint32_t k = 0; k < n_base; k++) {
 		uint32_t i = c->scratch[k].idx;
 		e->idx[k] = i;
 		e->hash[k] = c->mhash[i];
 		if (c->weight[i] > e->wmax)
 			e->wmax = c->weight[i];
 	}
-	e->n_live = n_live;
+	e->n_base = n_base;
 	e->next = *slot;
 	*out = (uint32_t)c->n_sets++;
 	*slot = *out + 1;
@@ -429,7 +436,7 @@ static int near_for(struct ctx *c, const cn_jobspec *s, uint32_t *out)
 		if (v == NULL || strcmp(v, val) != 0)
 			continue;
 		ni->holder[i] = 1;
-		if (!c->live[i] || !c->m[i]->has_coord)
+		if (!c->base[i] || !c->m[i]->has_coord)
 			continue;
 		for (int d = 0; d < CN_COORD_DIM; d++)
 			sum[d] += c->m[i]->coord.vec[d];
@@ -580,7 +587,7 @@ static uint32_t top_scan(struct ctx *c, const struct jobw *j, struct cand *top, 
 	const struct elig *e = &c->sets[j->set];
 	uint64_t wmax = (uint64_t)e->wmax * mult_max(j), floor = 0, jh = j->hash;
 	uint32_t n = 0;
-	for (uint32_t k = 0; k < e->n_live; k++) {
+	for (uint32_t k = 0; k < e->n_base; k++) {
 		uint64_t h = fmix64(jh ^ e->hash[k]);
 		if (h < floor)
 			continue;
@@ -611,7 +618,7 @@ static int spread_scan(struct ctx *c, const struct jobw *j, uint32_t *list, uint
 	const struct zones *z = &c->zs[j->zones];
 	uint64_t wmax = (uint64_t)e->wmax * mult_max(j), jh = j->hash;
 	uint32_t n_touched = 0;
-	for (uint32_t k = 0; k < e->n_live; k++) {
+	for (uint32_t k = 0; k < e->n_base; k++) {
 		uint32_t zi = z->zone[e->idx[k]];
 		if (c->zfloor[zi] != UINT64_MAX - 1) {
 			c->zfloor[zi] = UINT64_MAX - 1; /* mark: reset below */
@@ -636,7 +643,7 @@ static int spread_scan(struct ctx *c, const struct jobw *j, uint32_t *list, uint
 		c->zbuf = b;
 		c->zbuf_cap = need;
 	}
-	for (uint32_t k = 0; k < e->n_live; k++) {
+	for (uint32_t k = 0; k < e->n_base; k++) {
 		uint32_t i = e->idx[k], zi = z->zone[i];
 		uint64_t h = fmix64(jh ^ e->hash[k]);
 		if (h < c->zfloor[zi])
@@ -671,7 +678,7 @@ static int spread_scan(struct ctx *c, const struct jobw *j, uint32_t *list, uint
 static int full_order(struct ctx *c, const struct jobw *j, uint32_t *list)
 {
 	const struct elig *e = &c->sets[j->set];
-	uint32_t n = e->n_live;
+	uint32_t n = e->n_base;
 	for (uint32_t k = 0; k < n; k++)
 		c->scratch[k] = score(c, j, e->idx[k], e->hash[k]);
 	c->scored += n;
@@ -708,7 +715,7 @@ static int full_order(struct ctx *c, const struct jobw *j, uint32_t *list)
 /* Extend job j's list to its full order (DA ran past the prefix). */
 static int extend_list(struct ctx *c, struct jobw *j)
 {
-	uint32_t n = c->sets[j->set].n_live;
+	uint32_t n = c->sets[j->set].n_base;
 	uint32_t *l = malloc((n ? n : 1) * sizeof *l);
 	if (l == NULL)
 		return CN_ENOMEM;
@@ -738,6 +745,10 @@ static int extend_list(struct ctx *c, struct jobw *j)
 }
 
 /* ---- matching --------------------------------------------------------------- */
+
+/* Rank of a spread job's replica placed by redirect()'s fallback: after
+ * every zone's own (keys hold 24-bit ranks). */
+#define FALLBACK_RANK 0xffffffu
 
 struct heaps {
 	uint64_t *key;    /* all members' heaps back to back */
@@ -824,29 +835,46 @@ static int push_overflow(struct heaps *hp, uint32_t job, uint32_t rank, uint32_t
 	return 0;
 }
 
-static bool holds(const struct heaps *hp, uint32_t m, uint32_t job)
+static inline uint32_t top_of(const struct ctx *c, uint32_t q)
+{
+	return c->j[q].parent == UINT32_MAX ? q : c->j[q].parent;
+}
+
+static bool heap_holds(const struct ctx *c, const struct heaps *hp, uint32_t m, uint32_t top)
 {
 	const uint64_t *h = hp->key + hp->off[m];
 	for (uint32_t k = 0; k < hp->len[m]; k++)
-		if ((h[k] & 0xffffff) == job)
-			return true;
-	for (size_t k = 0; k < hp->n_over; k++)
-		if (hp->over_member[k] == m && hp->over_job[k] == job)
+		if (top_of(c, (uint32_t)(h[k] & 0xffffff)) == top)
 			return true;
 	return false;
 }
 
-/* Deferred acceptance: jobs propose down their lists; a full member keeps
- * its preferred keys. Unique outcome whatever the proposal order. */
-static int match(struct ctx *c, struct heaps *hp, bool bounded, uint64_t *proposals,
-		 uint64_t *evictions)
+/* Whether member m holds a replica of top-level job `top` in either pass
+ * (b may be NULL) or above a cap (the overflow list is hp's). Sub-jobs of
+ * a spread job count as their job. */
+static bool holds(const struct ctx *c, const struct heaps *hp, const struct heaps *b, uint32_t m,
+		  uint32_t top)
+{
+	if (heap_holds(c, hp, m, top) || (b != NULL && heap_holds(c, b, m, top)))
+		return true;
+	for (size_t k = 0; k < hp->n_over; k++)
+		if (hp->over_member[k] == m && top_of(c, hp->over_job[k]) == top)
+			return true;
+	return false;
+}
+
+/* Deferred acceptance: jobs short of their want propose down their lists;
+ * a full member keeps its preferred keys. Unique outcome whatever the
+ * proposal order. */
+static int da_loop(struct ctx *c, struct heaps *hp, bool bounded, uint64_t *proposals,
+		   uint64_t *evictions)
 {
 	uint32_t *stack = malloc((c->nj_all ? c->nj_all : 1) * sizeof *stack), sp = 0;
 	if (stack == NULL)
 		return CN_ENOMEM;
 	for (size_t q = c->nj_all; q-- > 0;) {
 		struct jobw *j = &c->j[q];
-		if (!j->per_node && !j->container && j->want > 0) {
+		if (!j->per_node && !j->container && j->held < j->want) {
 			stack[sp++] = (uint32_t)q;
 			j->queued = true;
 		}
@@ -883,21 +911,125 @@ static int match(struct ctx *c, struct heaps *hp, bool bounded, uint64_t *propos
 		}
 	}
 	free(stack);
-	/* Overflow: replicas nobody took go to their best eligible members
-	 * without one, above the cap (canonical job order). */
+	return rc;
+}
+
+/* Overflow: replicas nobody took go to their best members without one,
+ * above the cap (canonical job order; live members only when redirecting,
+ * b = the redirect pass's heaps). Every list is complete here: the loop
+ * above stops short only at the end of a complete list. */
+static int overflow(struct ctx *c, struct heaps *hp, const struct heaps *b)
+{
+	int rc = 0;
 	for (size_t q = 0; q < c->nj_all && rc == 0; q++) {
 		struct jobw *j = &c->j[q];
 		if (j->per_node || j->container)
 			continue;
+		assert(j->held == j->want || j->complete);
 		for (uint32_t r = 0; j->held < j->want && r < j->len && rc == 0; r++) {
 			uint32_t m = j->list[r];
-			if (holds(hp, m, (uint32_t)q))
+			if ((b != NULL && !c->live[m]) || holds(c, hp, b, m, top_of(c, (uint32_t)q)))
 				continue;
 			rc = push_overflow(hp, (uint32_t)q, r, m);
 			j->held++;
 		}
-		assert(rc || j->held == j->want);
+		assert(rc || b != NULL || j->held == j->want);
 	}
+	return rc;
+}
+
+static int match(struct ctx *c, struct heaps *hp, bool bounded, uint64_t *proposals,
+		 uint64_t *evictions)
+{
+	int rc = da_loop(c, hp, bounded, proposals, evictions);
+	return rc ? rc : overflow(c, hp, NULL);
+}
+
+/* Redirect (step 5 of placement.h): the replicas that the first pass put
+ * on members that are not live go on down their lists to live members,
+ * into room left under caps from the live weight (b, a second set of
+ * heaps). What the first pass put on live members stays: it is pinned, so
+ * a member going down moves its own replicas and nothing else. */
+static int redirect(struct ctx *c, struct heaps *hp, struct heaps *b, uint64_t *proposals,
+		    uint64_t *evictions)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->live[i])
+			continue;
+		const uint64_t *h = hp->key + hp->off[i];
+		for (uint32_t k = 0; k < hp->len[i]; k++)
+			c->j[h[k] & 0xffffff].held--;
+		hp->len[i] = 0;
+	}
+	size_t w = 0;
+	for (size_t k = 0; k < hp->n_over; k++) {
+		if (!c->live[hp->over_member[k]]) {
+			c->j[hp->over_job[k]].held--;
+			continue;
+		}
+		hp->over_job[w] = hp->over_job[k];
+		hp->over_rank[w] = hp->over_rank[k];
+		hp->over_member[w++] = hp->over_member[k];
+	}
+	hp->n_over = w;
+	size_t n1 = c->n + 1;
+	b->off = malloc(n1 * sizeof *b->off);
+	b->cap = calloc(n1, sizeof *b->cap);
+	b->len = calloc(n1, sizeof *b->len);
+	c->cap_live = calloc(n1, sizeof *c->cap_live);
+	if (!b->off || !b->cap || !b->len || !c->cap_live)
+		return CN_ENOMEM;
+	uint64_t total = 0, weight = 0;
+	for (size_t q = 0; q < c->nj; q++)
+		if (!c->j[q].per_node)
+			total += c->j[q].want;
+	for (size_t i = 0; i < c->n; i++)
+		weight += c->live[i] ? c->weight[i] : 0;
+	compute_caps(c, b, total, weight);
+	for (size_t i = 0; i < c->n; i++)
+		c->cap_live[i] = c->live[i] ? b->cap[i] : 0;
+	for (size_t i = 0; i < c->n; i++)
+		b->len[i] = hp->len[i]; /* scratch: load so far */
+	for (size_t k = 0; k < hp->n_over; k++)
+		b->len[hp->over_member[k]]++;
+	uint64_t sum = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		b->cap[i] = c->cap_live[i] > b->len[i] ? c->cap_live[i] - b->len[i] : 0;
+		b->len[i] = 0;
+		b->off[i] = sum;
+		sum += b->cap[i];
+	}
+	b->key = malloc((sum ? sum : 1) * sizeof *b->key);
+	if (b->key == NULL)
+		return CN_ENOMEM;
+	int rc = da_loop(c, b, true, proposals, evictions);
+	if (rc == 0)
+		rc = overflow(c, hp, b);
+	/* A spread job whose zones ran out of live members (a site down)
+	 * takes the rest from its whole spread order, live members only. */
+	uint32_t *list = NULL;
+	for (size_t q = 0; q < c->nj && rc == 0; q++) {
+		struct jobw *j = &c->j[q];
+		if (!j->container)
+			continue;
+		uint32_t placed = j->held;
+		for (size_t s = c->nj; s < c->nj_all; s++)
+			placed += c->j[s].parent == q ? c->j[s].held : 0;
+		if (placed >= j->want)
+			continue;
+		if (list == NULL && (list = malloc(n1 * sizeof *list)) == NULL)
+			return CN_ENOMEM;
+		rc = full_order(c, j, list);
+		for (uint32_t r = 0; rc == 0 && placed < j->want && r < c->sets[j->set].n_base; r++) {
+			uint32_t m = list[r];
+			if (!c->live[m] || holds(c, hp, b, m, (uint32_t)q))
+				continue;
+			rc = push_overflow(hp, (uint32_t)q, FALLBACK_RANK, m);
+			j->held++;
+			placed++;
+		}
+	}
+	free(list);
 	return rc;
 }
 
@@ -909,14 +1041,52 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int assemble(struct ctx *c, const struct heaps *hp, bool bounded, cn_place_result *r)
+static void count_heap(const struct ctx *c, const struct heaps *hp, uint32_t *cnt)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const uint64_t *h = hp->key + hp->off[i];
+		for (uint32_t k = 0; k < hp->len[i]; k++)
+			cnt[top_of(c, (uint32_t)(h[k] & 0xffffff))]++;
+	}
+}
+
+/* Sort keys of one heap's replicas into tmp at pos[top job]. */
+static void collect_heap(const struct ctx *c, const struct heaps *hp, uint64_t *tmp, uint32_t *pos)
+{
+	/* replica order: rank (for a spread job, the level), then the zone's
+	 * order, then nothing else can tie (one job, one member) */
+	for (size_t i = 0; i < c->n; i++) {
+		const uint64_t *h = hp->key + hp->off[i];
+		for (uint32_t k = 0; k < hp->len[i]; k++) {
+			uint32_t q = (uint32_t)(h[k] & 0xffffff), rank = (uint32_t)((h[k] >> 24) & 0xffffff);
+			tmp[pos[top_of(c, q)]++] = ((uint64_t)rank << 40) | ((uint64_t)c->j[q].sub << 20) | i;
+		}
+	}
+}
+
+/* b: the redirect pass's heaps, or NULL. */
+static int assemble(struct ctx *c, const struct heaps *hp, const struct heaps *b, bool bounded,
+		    cn_place_result *r)
 {
 	size_t name_bytes = 0, n_slots = 0;
+	uint32_t *cnt = calloc(c->nj ? c->nj : 1, sizeof *cnt);
+	if (cnt == NULL)
+		return CN_ENOMEM;
 	for (size_t i = 0; i < c->n; i++)
 		name_bytes += strlen(c->m[i]->name) + 1;
+	count_heap(c, hp, cnt);
+	if (b != NULL)
+		count_heap(c, b, cnt);
+	for (size_t k = 0; k < hp->n_over; k++)
+		cnt[top_of(c, hp->over_job[k])]++;
 	for (size_t q = 0; q < c->nj; q++) {
 		name_bytes += strlen(c->j[q].in->name) + 1;
-		n_slots += c->j[q].want;
+		if (c->j[q].per_node)
+			cnt[q] = c->sets[c->j[q].set].n_live;
+		/* Every replica placed (the first pass fills want exactly); the
+		 * redirect pass may place fewer when too few are live. */
+		assert(b != NULL ? cnt[q] <= c->j[q].want : cnt[q] == c->j[q].want);
+		n_slots += cnt[q];
 	}
 	r->names_ = malloc(name_bytes ? name_bytes : 1);
 	r->members = calloc(c->n ? c->n : 1, sizeof *r->members);
@@ -928,6 +1098,7 @@ static int assemble(struct ctx *c, const struct heaps *hp, bool bounded, cn_plac
 	if (!r->names_ || !r->members || !r->jobs || !r->slots || !tmp || !pos) {
 		free(tmp);
 		free(pos);
+		free(cnt);
 		return CN_ENOMEM;
 	}
 	char *np = r->names_;
@@ -940,9 +1111,9 @@ static int assemble(struct ctx *c, const struct heaps *hp, bool bounded, cn_plac
 		memcpy(np, c->m[i]->name, len);
 		mo->name = np;
 		np += len;
-		mo->weight = c->weight[i];
-		mo->cap = bounded ? hp->cap[i] : UINT32_MAX;
-		mo->load = hp->len[i];
+		mo->weight = c->live[i] ? c->weight[i] : 0;
+		mo->cap = !bounded ? UINT32_MAX : b != NULL ? c->cap_live[i] : hp->cap[i];
+		mo->load = hp->len[i] + (b != NULL ? b->len[i] : 0);
 	}
 	uint32_t first = 0;
 	for (size_t q = 0; q < c->nj; q++) {
@@ -958,7 +1129,7 @@ static int assemble(struct ctx *c, const struct heaps *hp, bool bounded, cn_plac
 		jo->per_node = j->per_node;
 		jo->majority_only = j->in->spec->partition == CN_JOB_PARTITION_MAJORITY_ONLY;
 		jo->want = j->per_node ? e->n_live : j->in->spec->replicas;
-		jo->n_placed = j->want;
+		jo->n_placed = cnt[q];
 		jo->first = first;
 		jo->n_eligible = e->n_live;
 		jo->n_eligible_known = e->n_known;
@@ -970,27 +1141,22 @@ static int assemble(struct ctx *c, const struct heaps *hp, bool bounded, cn_plac
 		 * suspect that refutes counts again. */
 		jo->quorum = 2 * (uint64_t)e->n_alive > e->n_known;
 		pos[q] = first;
-		first += j->want;
+		first += cnt[q];
 		if (j->per_node)
-			for (uint32_t k = 0; k < e->n_live; k++) {
-				tmp[pos[q]++] = e->idx[k]; /* name order */
-				r->members[e->idx[k]].per_node_load++;
+			for (uint32_t k = 0; k < e->n_base; k++) {
+				uint32_t i = e->idx[k];
+				if (!c->live[i])
+					continue;
+				tmp[pos[q]++] = i; /* name order */
+				r->members[i].per_node_load++;
 			}
 	}
-	/* replica order: rank (for a spread job, the level), then the zone's
-	 * order, then nothing else can tie (one job, one member) */
-	for (size_t i = 0; i < c->n; i++) {
-		const uint64_t *h = hp->key + hp->off[i];
-		for (uint32_t k = 0; k < hp->len[i]; k++) {
-			uint32_t q = (uint32_t)(h[k] & 0xffffff), rank = (uint32_t)((h[k] >> 24) & 0xffffff);
-			const struct jobw *j = &c->j[q];
-			uint32_t top = j->parent == UINT32_MAX ? q : j->parent;
-			tmp[pos[top]++] = ((uint64_t)rank << 40) | ((uint64_t)j->sub << 20) | i;
-		}
-	}
+	collect_heap(c, hp, tmp, pos);
+	if (b != NULL)
+		collect_heap(c, b, tmp, pos);
 	for (size_t k = 0; k < hp->n_over; k++) {
 		const struct jobw *j = &c->j[hp->over_job[k]];
-		uint32_t top = j->parent == UINT32_MAX ? hp->over_job[k] : j->parent;
+		uint32_t top = top_of(c, hp->over_job[k]);
 		tmp[pos[top]++] = ((uint64_t)hp->over_rank[k] << 40) | ((uint64_t)j->sub << 20) |
 				  hp->over_member[k];
 		r->members[hp->over_member[k]].load++;
@@ -1005,11 +1171,12 @@ static int assemble(struct ctx *c, const struct heaps *hp, bool bounded, cn_plac
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		r->total_load += r->members[i].load;
-		r->total_weight += c->weight[i];
+		r->total_weight += r->members[i].weight;
 	}
 	r->overflow = hp->n_over;
 	free(tmp);
 	free(pos);
+	free(cnt);
 	return 0;
 }
 
@@ -1062,6 +1229,17 @@ bool cn_place_coord_quantize(const cn_coord *c, cn_place_coord *out)
 	return true;
 }
 
+static void heaps_free(struct heaps *hp)
+{
+	free(hp->key);
+	free(hp->off);
+	free(hp->cap);
+	free(hp->len);
+	free(hp->over_job);
+	free(hp->over_rank);
+	free(hp->over_member);
+}
+
 static void ctx_free(struct ctx *c, struct heaps *hp, uint32_t *pool)
 {
 	for (size_t k = 0; k < c->n_sets; k++) {
@@ -1085,6 +1263,8 @@ static void ctx_free(struct ctx *c, struct heaps *hp, uint32_t *pool)
 	free(c->mhash);
 	free(c->weight);
 	free(c->live);
+	free(c->base);
+	free(c->cap_live);
 	free(c->known);
 	free(c->low_cost);
 	free(c->j);
@@ -1097,13 +1277,7 @@ static void ctx_free(struct ctx *c, struct heaps *hp, uint32_t *pool)
 	free(c->touched);
 	free(c->zbuf);
 	free(pool);
-	free(hp->key);
-	free(hp->off);
-	free(hp->cap);
-	free(hp->len);
-	free(hp->over_job);
-	free(hp->over_rank);
-	free(hp->over_member);
+	heaps_free(hp);
 }
 
 static int cmp_job_name(const void *a, const void *b)
@@ -1118,6 +1292,7 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 	c->mhash = malloc(n1 * sizeof *c->mhash);
 	c->weight = calloc(n1, sizeof *c->weight);
 	c->live = calloc(n1, 1);
+	c->base = calloc(n1, 1);
 	c->known = calloc(n1, 1);
 	c->low_cost = calloc(n1, 1);
 	c->scratch = malloc(n1 * sizeof *c->scratch);
@@ -1132,7 +1307,7 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 	c->nears = malloc((nj + 1) * sizeof *c->nears);
 	c->zs = malloc((nj + 1) * sizeof *c->zs);
 	const cn_place_job **jp = malloc((nj + 1) * sizeof *jp);
-	if (!c->m || !c->mhash || !c->weight || !c->live || !c->known || !c->low_cost ||
+	if (!c->m || !c->mhash || !c->weight || !c->live || !c->base || !c->known || !c->low_cost ||
 	    !c->scratch || !c->zcount || !c->zsize || !c->zquota || !c->zslot || !c->zfloor || !c->touched || !c->j ||
 	    !c->sets || !c->nears || !c->zs || !jp || htab_init(&c->set_tab, nj) ||
 	    htab_init(&c->near_tab, nj) || htab_init(&c->zone_tab, nj)) {
@@ -1156,9 +1331,19 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 		c->mhash[i] = hash_str(pm->name, 0x6d656d626572ULL);
 		bool live = pm->state == CN_STATE_ALIVE ||
 			    (pm->state == CN_STATE_SUSPECT && c->o.suspect_is_alive);
+		/* Down vs out (Ceph's split): with bounded loads, a member that
+		 * is failed, left or an excluded suspect stays in every job's
+		 * preference order and in the caps until it leaves the view
+		 * (reaped), and redirect() moves only its own replicas. A leave,
+		 * failure or return then moves that member's share and nothing
+		 * else; the cascade of a changed base is paid once, at the reap
+		 * (docs/placement.md "Down versus out"). */
+		bool stable = c->o.load_factor_milli != 0 && !c->o.live_base;
 		c->live[i] = live;
+		c->base[i] = live || stable;
+		c->redirect |= c->base[i] && !live;
 		c->known[i] = pm->state != CN_STATE_LEFT;
-		c->weight[i] = live ? base_weight(pm->meta) : 0;
+		c->weight[i] = c->base[i] ? base_weight(pm->meta) : 0;
 		const char *cost = cn_meta_get_label(pm->meta, "energy-cost");
 		c->low_cost[i] = cost != NULL && strcmp(cost, "low") == 0;
 	}
@@ -1192,7 +1377,10 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 			free(jp);
 			return rc;
 		}
-		uint32_t e = c->sets[j->set].n_live;
+		/* a replicas job asks for as many as the base holds; redirect()
+		 * places those of members that are down, or drops them when
+		 * fewer are live */
+		uint32_t e = j->per_node ? c->sets[j->set].n_live : c->sets[j->set].n_base;
 		j->want = j->per_node ? e : s->replicas < e ? s->replicas : e;
 	}
 	free(jp);
@@ -1241,7 +1429,7 @@ static int spread_lists(struct ctx *c, uint32_t q, uint32_t m, uint32_t **pool_a
 {
 	struct jobw *j = &c->j[q];
 	const uint32_t *zone = c->zs[j->zones].zone;
-	uint32_t e = c->sets[j->set].n_live, got = 0;
+	uint32_t e = c->sets[j->set].n_base, got = 0;
 	uint32_t *lead = malloc((size_t)(e ? e : 1) * sizeof *lead);
 	uint32_t *zl = malloc((size_t)(e ? e : 1) * sizeof *zl);
 	int rc = lead && zl ? 0 : CN_ENOMEM;
@@ -1289,7 +1477,7 @@ static int build_lists(struct ctx *c, uint32_t **pool_out)
 		struct jobw *j = &c->j[q];
 		if (j->per_node || j->want == 0)
 			continue;
-		uint32_t e = c->sets[j->set].n_live;
+		uint32_t e = c->sets[j->set].n_base;
 		uint64_t m = c->o.exhaustive ? e : 2 * (uint64_t)j->want + LIST_EXTRA;
 		j->len = m < e ? (uint32_t)m : e;
 		/* a spread job's zone lists: at most want zones of len each */
@@ -1313,7 +1501,7 @@ static int build_lists(struct ctx *c, uint32_t **pool_out)
 		}
 		j->list = at;
 		at += j->len;
-		j->complete = j->len == c->sets[j->set].n_live;
+		j->complete = j->len == c->sets[j->set].n_base;
 		if (c->o.exhaustive) {
 			int rc = full_order(c, j, j->list);
 			if (rc)
@@ -1389,10 +1577,14 @@ int cn_place(cn_placer *p, const cn_place_member *members, size_t n_members,
 		rc = setup_heaps(&c, &hp, bounded);
 	if (rc == 0)
 		rc = match(&c, &hp, bounded, &out->proposals, &out->evictions);
+	struct heaps b = {0};
+	if (rc == 0 && c.redirect)
+		rc = redirect(&c, &hp, &b, &out->proposals, &out->evictions);
 	if (rc == 0)
-		rc = assemble(&c, &hp, bounded, out);
+		rc = assemble(&c, &hp, c.redirect ? &b : NULL, bounded, out);
 	out->scored = c.scored;
 	out->list_extensions = c.extensions;
+	heaps_free(&b);
 	ctx_free(&c, &hp, pool);
 	if (rc)
 		cn_place_result_free(out);

@@ -26,6 +26,18 @@
  *      other on. A replica that no eligible member will take is placed
  *      above a cap on its best eligible member without it ("overflow").
  *   4. per_node jobs: one replica on every eligible member, outside caps.
+ *   5. Down versus out (with bounded loads, unless opts.live_base): steps
+ *      2 and 3 run over the *base*, every member passed in (failed, left
+ *      and suspect ones included), with caps from the base's weight; the
+ *      callers pass failed and left members until they are reaped. Then
+ *      the replicas that landed on members that are not live are
+ *      redirected: they continue down their job's order to live members
+ *      with room under caps computed from the live weight, without
+ *      displacing anything placed in the first pass (a spread job whose
+ *      zones have no room falls back to its whole spread order). So a
+ *      failure, a leave or a return moves only that member's replicas;
+ *      a member entering or leaving the base (a new join, a reap) moves
+ *      about twice its share, as a changed base reorders the matching.
  *
  * Only the inputs below are read: names, states, labels, arch, os, cpus,
  * mem_mb, accelerators, power source and quantized coordinates. Load,
@@ -94,6 +106,10 @@ typedef struct cn_place_job {
 typedef struct cn_place_opts {
 	uint32_t load_factor_milli; /* c * 1000, >= 1000; 0 turns bounded loads off */
 	bool suspect_is_alive;      /* place on suspect members (default true) */
+	bool live_base;             /* preference base = live members only (the
+				     * old rule; default false: failed, left and
+				     * excluded suspect members stay in the base,
+				     * see step 5 above) */
 	bool exhaustive;            /* no prefilter: score every eligible member
 				     * (tests; same result, slower) */
 } cn_place_opts;

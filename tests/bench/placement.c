@@ -208,11 +208,15 @@ static void run(const char *title, bool uniform, size_t n, size_t nj, uint32_t r
 		const char *ev = getenv("BENCH_EVENTS");
 		int events = ev ? atoi(ev) : 5;
 		events = events < 1 ? 1 : events;
-		double sum_ratio = 0, worst = 0, sum_frac = 0;
+		double sum_ratio = 0, worst = 0, sum_frac = 0, rsum = 0, rworst = 0;
+		double mm_down = 0;
 		uint64_t caps_changed = 0; /* members (not the leaver or joiner) */
+		cn_place_member *rest = malloc(n * sizeof *rest);
 		for (int k = 0; k < events; k++) {
 			size_t gone = (size_t)(k * 1999 + 17) % n;
 			uint32_t held = base.members[gone].load;
+			/* a leave: the member is failed (or left) but still in the
+			 * view, as it stays until reaped */
 			f.m[gone].state = CN_STATE_LEFT;
 			cn_place(placer, f.m, n, jobs, nj, &o, &after);
 			f.m[gone].state = CN_STATE_ALIVE;
@@ -223,11 +227,29 @@ static void run(const char *title, bool uniform, size_t n, size_t nj, uint32_t r
 			sum_ratio += ratio;
 			sum_frac += (double)mv / (double)base.total_load;
 			worst = ratio > worst ? ratio : worst;
+			double raw_down, m_down = max_over_mean(&after, &raw_down);
+			mm_down = m_down > mm_down ? m_down : mm_down;
+			/* the reap, later: the member leaves the view too */
+			size_t nr = 0;
+			for (size_t i = 0; i < n; i++)
+				if (i != gone)
+					rest[nr++] = f.m[i];
+			cn_place_result reaped;
+			cn_place(placer, rest, nr, jobs, nj, &o, &reaped);
+			double rr = (double)moved(&after, &reaped) / (held ? held : 1);
+			rsum += rr;
+			rworst = rr > rworst ? rr : rworst;
+			cn_place_result_free(&reaped);
 			cn_place_result_free(&after);
 		}
+		free(rest);
 		printf("          leave: moved %.5f of replicas (ideal 1/N = %.5f), %.2fx the"
-		       " leaver's own replicas on average, %.2fx worst (%d leaves)\n",
-		       sum_frac / events, 1.0 / (double)n, sum_ratio / events, worst, events);
+		       " leaver's own replicas on average, %.2fx worst (%d leaves);"
+		       " max/mean after it %.3f\n",
+		       sum_frac / events, 1.0 / (double)n, sum_ratio / events, worst, events, mm_down);
+		printf("          reap (the leaver forgotten, default 24 h later): %.2fx its"
+		       " share on average, %.2fx worst\n",
+		       rsum / events, rworst);
 		/* joins: a new member of median capacity (BENCH_EVENTS names) */
 		int joins = ev ? events : 1;
 		double jsum = 0, jworst = 0;
