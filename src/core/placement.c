@@ -210,6 +210,9 @@ struct ctx {
 	bool redirect;         /* some base member is not live: run redirect() */
 	uint32_t *cap_live;    /* redirect(): caps from the live weight */
 	uint8_t *known, *low_cost;
+	uint8_t *power_k;      /* energy multiplier of the power source: read
+				* for every scored pair, so kept here rather
+				* than behind two pointers (a cache miss each) */
 	struct jobw *j;
 	struct elig *sets;
 	size_t n_sets;
@@ -491,8 +494,7 @@ static uint32_t energy_mult(const struct ctx *c, const struct jobw *j, uint32_t 
 	uint8_t e = j->in->spec->energy;
 	if (e == CN_JOB_ENERGY_ANY)
 		return 1;
-	uint8_t pw = c->m[i]->meta->power;
-	uint32_t k = pw == CN_POWER_MAINS ? 4 : pw == CN_POWER_BATTERY ? 1 : 2;
+	uint32_t k = c->power_k[i];
 	if (e == CN_JOB_ENERGY_PREFER_LOW_COST && c->low_cost[i])
 		k *= 2;
 	return k;
@@ -1267,6 +1269,7 @@ static void ctx_free(struct ctx *c, struct heaps *hp, uint32_t *pool)
 	free(c->cap_live);
 	free(c->known);
 	free(c->low_cost);
+	free(c->power_k);
 	free(c->j);
 	free(c->scratch);
 	free(c->zcount);
@@ -1295,6 +1298,7 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 	c->base = calloc(n1, 1);
 	c->known = calloc(n1, 1);
 	c->low_cost = calloc(n1, 1);
+	c->power_k = calloc(n1, 1);
 	c->scratch = malloc(n1 * sizeof *c->scratch);
 	c->zcount = calloc(n1, sizeof *c->zcount);
 	c->zsize = calloc(n1, sizeof *c->zsize);
@@ -1307,7 +1311,7 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 	c->nears = malloc((nj + 1) * sizeof *c->nears);
 	c->zs = malloc((nj + 1) * sizeof *c->zs);
 	const cn_place_job **jp = malloc((nj + 1) * sizeof *jp);
-	if (!c->m || !c->mhash || !c->weight || !c->live || !c->base || !c->known || !c->low_cost ||
+	if (!c->m || !c->mhash || !c->weight || !c->live || !c->base || !c->known || !c->low_cost || !c->power_k ||
 	    !c->scratch || !c->zcount || !c->zsize || !c->zquota || !c->zslot || !c->zfloor || !c->touched || !c->j ||
 	    !c->sets || !c->nears || !c->zs || !jp || htab_init(&c->set_tab, nj) ||
 	    htab_init(&c->near_tab, nj) || htab_init(&c->zone_tab, nj)) {
@@ -1346,6 +1350,8 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 		c->weight[i] = c->base[i] ? base_weight(pm->meta) : 0;
 		const char *cost = cn_meta_get_label(pm->meta, "energy-cost");
 		c->low_cost[i] = cost != NULL && strcmp(cost, "low") == 0;
+		uint8_t pw = pm->meta->power;
+		c->power_k[i] = pw == CN_POWER_MAINS ? 4 : pw == CN_POWER_BATTERY ? 1 : 2;
 	}
 	for (size_t q = 0; q < nj; q++) {
 		if (!name_ok(jobs[q].name, CN_JOB_NAME_MAX) || jobs[q].spec == NULL) {
