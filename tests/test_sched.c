@@ -119,6 +119,53 @@ START_TEST(every_replica_falls_to_exactly_one_member)
 }
 END_TEST
 
+/* A member going down hands its replica numbers to the members its
+ * replicas are redirected to; every other replica keeps its member and
+ * number (no restart), and the return restores the same numbering. */
+START_TEST(down_member_renumbers_no_survivor)
+{
+	world w;
+	world_init(&w);
+	add(&w, "web", 1, 3, "keep_running", NULL);
+	add(&w, "api", 1, 4, "keep_running", NULL);
+	add(&w, "eu-db", 1, 2, "keep_running", "eu");
+	cn_place_result before, after;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &before), 0);
+	int moved_total = 0;
+	for (int d = 0; d < N; d++) {
+		w.in[d].state = d % 2 ? CN_STATE_DEAD : CN_STATE_LEFT;
+		ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &after), 0);
+		for (size_t k = 0; k < before.n_jobs; k++) {
+			const cn_place_job_out *jb = &before.jobs[k], *ja = &after.jobs[k];
+			ck_assert_str_eq(jb->name, ja->name);
+			ck_assert_uint_eq(ja->n_placed, jb->n_placed);
+			for (uint32_t x = 0; x < jb->n_placed; x++) {
+				const char *hb = before.members[before.slots[jb->first + x]].name;
+				const char *ha = after.members[after.slots[ja->first + x]].name;
+				if (strcmp(hb, w.m[d].name) != 0) {
+					ck_assert_str_eq(ha, hb); /* same member, same number */
+				} else {
+					ck_assert_str_ne(ha, hb);
+					/* the stand-in holds the down member's base place */
+					ck_assert_str_eq(after.members[after.base_of[ja->first + x]].name,
+							 w.m[d].name);
+					moved_total++;
+				}
+			}
+		}
+		cn_place_result_free(&after);
+		w.in[d].state = CN_STATE_ALIVE;
+		ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &after), 0);
+		ck_assert_uint_eq(after.n_slots, before.n_slots);
+		ck_assert_mem_eq(after.slots, before.slots, before.n_slots * sizeof *before.slots);
+		cn_place_result_free(&after);
+	}
+	ck_assert_int_eq(moved_total, 3 + 4 + 2); /* each replica's host went down once */
+	cn_place_result_free(&before);
+	world_free(&w);
+}
+END_TEST
+
 START_TEST(majority_only_runs_only_with_quorum)
 {
 	world w;
@@ -277,6 +324,7 @@ int main(void)
 	Suite *s = suite_create("sched");
 	TCase *tc = tcase_create("sched");
 	tcase_add_test(tc, every_replica_falls_to_exactly_one_member);
+	tcase_add_test(tc, down_member_renumbers_no_survivor);
 	tcase_add_test(tc, majority_only_runs_only_with_quorum);
 	tcase_add_test(tc, fenced_member_runs_no_majority_only);
 	tcase_add_test(tc, majority_only_start_is_held);

@@ -137,21 +137,26 @@ static uint64_t mix(uint64_t x)
  * hash(job, r, member): when one member is replaced, the others keep
  * their numbers unless the newcomer outbids them (a model of 2,000 random
  * replacements: 0.62 survivors renumbered per replacement with 3 replicas,
- * 1.84 with 10; placement's order gave 0.66 and 3.08). Deterministic,
- * so every agent numbers alike. Quadratic, hence only up to REORDER_MAX
- * replicas; bigger jobs keep placement's order. */
+ * 1.84 with 10; placement's order gave 0.66 and 3.08). The hash is of
+ * the member whose place in placement's base the replica holds
+ * (result.base_of): a replica redirected off a member that is down takes
+ * that member's number, so a failure, a leave or a return renumbers no
+ * survivor at all; only a change of the base (a new member, a reap) does
+ * as above. Deterministic, so every agent numbers alike. Quadratic, hence
+ * only up to REORDER_MAX replicas; bigger jobs keep placement's order. */
 enum { REORDER_MAX = 256 };
 
 static void stable_numbers(cn_place_result *r)
 {
-	uint32_t tmp[REORDER_MAX];
+	uint32_t tmp[REORDER_MAX], tmpb[REORDER_MAX];
 	for (size_t k = 0; k < r->n_jobs; k++) {
 		const cn_place_job_out *jo = &r->jobs[k];
 		uint32_t n = jo->n_placed;
 		if (n < 2 || n > REORDER_MAX)
 			continue;
-		uint32_t *slot = &r->slots[jo->first];
+		uint32_t *slot = &r->slots[jo->first], *bof = &r->base_of[jo->first];
 		memcpy(tmp, slot, n * sizeof *tmp);
+		memcpy(tmpb, bof, n * sizeof *tmpb);
 		uint64_t base = fnv(0xcbf29ce484222325ULL, jo->name);
 		for (uint32_t x = 0; x < n; x++) {
 			uint32_t best = UINT32_MAX;
@@ -159,13 +164,14 @@ static void stable_numbers(cn_place_result *r)
 			for (uint32_t c = 0; c < n; c++) {
 				if (tmp[c] == UINT32_MAX)
 					continue;
-				uint64_t h = mix(fnv(base ^ mix(x + 1), r->members[tmp[c]].name));
+				uint64_t h = mix(fnv(base ^ mix(x + 1), r->members[tmpb[c]].name));
 				if (best == UINT32_MAX || h > best_h) {
 					best = c;
 					best_h = h;
 				}
 			}
 			slot[x] = tmp[best];
+			bof[x] = tmpb[best];
 			tmp[best] = UINT32_MAX;
 		}
 	}

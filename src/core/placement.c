@@ -196,6 +196,11 @@ struct jobw {                  /* per canonical job */
 	bool list_owned;
 };
 
+struct disp {                  /* a replica taken off a member that is down */
+	uint32_t job;          /* top-level */
+	uint64_t key;          /* slot key */
+};
+
 struct ctx {
 	cn_placer *p;
 	cn_place_opts o;
@@ -209,6 +214,11 @@ struct ctx {
 				* left, excluded suspect) with a stable base */
 	bool redirect;         /* some base member is not live: run redirect() */
 	uint32_t *cap_live;    /* redirect(): caps from the live weight */
+	/* redirect(): the replicas taken off members that are down, as slot
+	 * keys (see assemble) by top-level job, and how many overflow
+	 * entries were the first pass's */
+	struct disp *disp;
+	size_t n_disp, n_over_pinned;
 	uint8_t *known, *low_cost;
 	uint8_t *power_k;      /* energy multiplier of the power source: read
 				* for every scored pair, so kept here rather
@@ -842,6 +852,14 @@ static inline uint32_t top_of(const struct ctx *c, uint32_t q)
 	return c->j[q].parent == UINT32_MAX ? q : c->j[q].parent;
 }
 
+/* A replica's sort key within its top-level job: rank (for a spread job,
+ * the level), then the zone's order, then the member (nothing else can
+ * tie: one job, one member). */
+static inline uint64_t slot_key(const struct ctx *c, uint32_t q, uint32_t rank, uint32_t m)
+{
+	return ((uint64_t)rank << 40) | ((uint64_t)c->j[q].sub << 20) | m;
+}
+
 static bool heap_holds(const struct ctx *c, const struct heaps *hp, uint32_t m, uint32_t top)
 {
 	const uint64_t *h = hp->key + hp->off[m];
@@ -955,18 +973,31 @@ static int match(struct ctx *c, struct heaps *hp, bool bounded, uint64_t *propos
 static int redirect(struct ctx *c, struct heaps *hp, struct heaps *b, uint64_t *proposals,
 		    uint64_t *evictions)
 {
+	size_t nd = hp->n_over;
+	for (size_t i = 0; i < c->n; i++)
+		nd += c->live[i] ? 0 : hp->len[i];
+	c->disp = malloc((nd ? nd : 1) * sizeof *c->disp);
+	if (c->disp == NULL)
+		return CN_ENOMEM;
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->live[i])
 			continue;
 		const uint64_t *h = hp->key + hp->off[i];
-		for (uint32_t k = 0; k < hp->len[i]; k++)
-			c->j[h[k] & 0xffffff].held--;
+		for (uint32_t k = 0; k < hp->len[i]; k++) {
+			uint32_t q = (uint32_t)(h[k] & 0xffffff);
+			c->j[q].held--;
+			c->disp[c->n_disp++] = (struct disp){
+				top_of(c, q), slot_key(c, q, (uint32_t)((h[k] >> 24) & 0xffffff), (uint32_t)i)};
+		}
 		hp->len[i] = 0;
 	}
 	size_t w = 0;
 	for (size_t k = 0; k < hp->n_over; k++) {
 		if (!c->live[hp->over_member[k]]) {
 			c->j[hp->over_job[k]].held--;
+			c->disp[c->n_disp++] = (struct disp){
+				top_of(c, hp->over_job[k]),
+				slot_key(c, hp->over_job[k], hp->over_rank[k], hp->over_member[k])};
 			continue;
 		}
 		hp->over_job[w] = hp->over_job[k];
@@ -974,6 +1005,7 @@ static int redirect(struct ctx *c, struct heaps *hp, struct heaps *b, uint64_t *
 		hp->over_member[w++] = hp->over_member[k];
 	}
 	hp->n_over = w;
+	c->n_over_pinned = w;
 	size_t n1 = c->n + 1;
 	b->off = malloc(n1 * sizeof *b->off);
 	b->cap = calloc(n1, sizeof *b->cap);
@@ -1055,13 +1087,47 @@ static void count_heap(const struct ctx *c, const struct heaps *hp, uint32_t *cn
 /* Sort keys of one heap's replicas into tmp at pos[top job]. */
 static void collect_heap(const struct ctx *c, const struct heaps *hp, uint64_t *tmp, uint32_t *pos)
 {
-	/* replica order: rank (for a spread job, the level), then the zone's
-	 * order, then nothing else can tie (one job, one member) */
 	for (size_t i = 0; i < c->n; i++) {
 		const uint64_t *h = hp->key + hp->off[i];
 		for (uint32_t k = 0; k < hp->len[i]; k++) {
 			uint32_t q = (uint32_t)(h[k] & 0xffffff), rank = (uint32_t)((h[k] >> 24) & 0xffffff);
-			tmp[pos[top_of(c, q)]++] = ((uint64_t)rank << 40) | ((uint64_t)c->j[q].sub << 20) | i;
+			tmp[pos[top_of(c, q)]++] = slot_key(c, q, rank, (uint32_t)i);
+		}
+	}
+}
+
+static int cmp_disp(const void *a, const void *b)
+{
+	const struct disp *x = a, *y = b;
+	if (x->job != y->job)
+		return x->job < y->job ? -1 : 1;
+	return (x->key > y->key) - (x->key < y->key);
+}
+
+/* base_of for redirected replicas: per top-level job, the replicas the
+ * redirect pass placed (neither in a first-pass heap nor first-pass
+ * overflow), in slot order, take the places of the replicas it took off
+ * members that were down, in base order. */
+static void pair_redirected(struct ctx *c, const struct heaps *hp, cn_place_result *r)
+{
+	/* displaced, by (job, key): one sort, then a cursor per job */
+	const struct disp *d = c->disp;
+	qsort(c->disp, c->n_disp, sizeof *c->disp, cmp_disp);
+	size_t at = 0;
+	for (size_t q = 0; q < c->nj; q++) {
+		const cn_place_job_out *jo = &r->jobs[q];
+		while (at < c->n_disp && d[at].job < q)
+			at++;
+		for (uint32_t k = 0; k < jo->n_placed && !jo->per_node; k++) {
+			uint32_t m = r->slots[jo->first + k];
+			bool pinned = heap_holds(c, hp, m, (uint32_t)q);
+			for (size_t o = 0; o < c->n_over_pinned && !pinned; o++)
+				pinned = hp->over_member[o] == m && top_of(c, hp->over_job[o]) == q;
+			if (pinned)
+				continue;
+			assert(at < c->n_disp && d[at].job == q);
+			if (at < c->n_disp && d[at].job == q)
+				r->base_of[jo->first + k] = (uint32_t)(d[at++].key & 0xfffff);
 		}
 	}
 }
@@ -1094,10 +1160,11 @@ static int assemble(struct ctx *c, const struct heaps *hp, const struct heaps *b
 	r->members = calloc(c->n ? c->n : 1, sizeof *r->members);
 	r->jobs = calloc(c->nj ? c->nj : 1, sizeof *r->jobs);
 	r->slots = malloc((n_slots ? n_slots : 1) * sizeof *r->slots);
+	r->base_of = malloc((n_slots ? n_slots : 1) * sizeof *r->base_of);
 	uint64_t *tmp = malloc((n_slots ? n_slots : 1) * sizeof *tmp);
 	uint32_t *pos = malloc((c->nj ? c->nj : 1) * sizeof *pos);
 	static_assert(CN_PLACE_MEMBERS_MAX <= 1 << 20, "slot keys hold 20-bit members");
-	if (!r->names_ || !r->members || !r->jobs || !r->slots || !tmp || !pos) {
+	if (!r->names_ || !r->members || !r->jobs || !r->slots || !r->base_of || !tmp || !pos) {
 		free(tmp);
 		free(pos);
 		free(cnt);
@@ -1159,8 +1226,8 @@ static int assemble(struct ctx *c, const struct heaps *hp, const struct heaps *b
 	for (size_t k = 0; k < hp->n_over; k++) {
 		const struct jobw *j = &c->j[hp->over_job[k]];
 		uint32_t top = top_of(c, hp->over_job[k]);
-		tmp[pos[top]++] = ((uint64_t)hp->over_rank[k] << 40) | ((uint64_t)j->sub << 20) |
-				  hp->over_member[k];
+		(void)j;
+		tmp[pos[top]++] = slot_key(c, hp->over_job[k], hp->over_rank[k], hp->over_member[k]);
 		r->members[hp->over_member[k]].load++;
 		r->jobs[top].n_overflow++;
 	}
@@ -1169,8 +1236,11 @@ static int assemble(struct ctx *c, const struct heaps *hp, const struct heaps *b
 		assert(pos[q] == jo->first + jo->n_placed);
 		qsort(tmp + jo->first, jo->n_placed, sizeof *tmp, cmp_u64);
 		for (uint32_t k = 0; k < jo->n_placed; k++)
-			r->slots[jo->first + k] = (uint32_t)(tmp[jo->first + k] & 0xfffff);
+			r->slots[jo->first + k] = r->base_of[jo->first + k] =
+				(uint32_t)(tmp[jo->first + k] & 0xfffff);
 	}
+	if (b != NULL)
+		pair_redirected(c, hp, r);
 	for (size_t i = 0; i < c->n; i++) {
 		r->total_load += r->members[i].load;
 		r->total_weight += r->members[i].weight;
@@ -1267,6 +1337,7 @@ static void ctx_free(struct ctx *c, struct heaps *hp, uint32_t *pool)
 	free(c->live);
 	free(c->base);
 	free(c->cap_live);
+	free(c->disp);
 	free(c->known);
 	free(c->low_cost);
 	free(c->power_k);
@@ -1602,6 +1673,7 @@ void cn_place_result_free(cn_place_result *r)
 	free(r->jobs);
 	free(r->members);
 	free(r->slots);
+	free(r->base_of);
 	free(r->names_);
 	memset(r, 0, sizeof *r);
 }

@@ -150,6 +150,12 @@ typedef struct cn_place_result {
 	cn_place_member_out *members;
 	size_t n_slots;
 	uint32_t *slots;
+	/* Per slot, the member whose place in the base this replica holds:
+	 * the slot's own member, or for a replica redirected off a member
+	 * that is down (step 5), that member (paired in base order). Callers
+	 * that number replicas key the numbers on it, so that a failure or a
+	 * return renumbers no survivor. Reorder it with slots. */
+	uint32_t *base_of;
 	/* figures */
 	uint64_t total_load;      /* sum of load (not per_node) */
 	uint64_t total_weight;    /* of live members */
