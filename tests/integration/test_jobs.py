@@ -3,8 +3,9 @@
 
 An operator applies a 3-replica job on one agent; the fleet runs exactly
 three instances. SIGKILL of a hosting device (its agent and its workloads)
-moves the replica elsewhere soon after detection, still three in all;
-when the device returns, the extra instance stops. An agent killed alone
+moves the replica elsewhere soon after detection, still three in all,
+and no surviving instance restarts or changes its replica number; when the
+device returns, its replica goes back to it and the stand-in stops. An agent killed alone
 re-adopts its still-running workload after a restart (same pid). `plan`
 shows moves without applying; `logs` shows the workload's output.
 
@@ -168,11 +169,26 @@ def main():
         t0 = time.time()
         moved = fleet.wait_for("3 instances on the other 4", exactly_three(fleet, rest), 60)
         print("replica moved %.2fs after SIGKILL of %s: %s" % (time.time() - t0, victim, moved))
+        # only the victim's replica moved, under its own number: the
+        # survivors kept number and process (placement's stable base)
+        victim_reps = [rep for rep, v in placed.items() if v[0][0] == victim]
+        for rep, v in placed.items():
+            if rep in victim_reps:
+                assert moved[rep][0][0] != victim, (rep, moved)
+            else:
+                assert moved[rep] == v, ("survivor restarted or renumbered", rep, placed, moved)
         passed += 1
 
-        # 5. the device returns: still exactly three (the extra one stops)
+        # 5. the device returns: still exactly three (the extra one stops),
+        # and its replica goes back to it under the same number
         fleet.start(victim, seeds=["n0"], extra=extra)
-        fleet.wait_for("3 instances on all 5 after the return", exactly_three(fleet, NAMES), 60)
+        def back_home():
+            ok, t = exactly_three(fleet, NAMES)()
+            return ok and all(t[rep][0][0] == victim for rep in victim_reps), t
+        home = fleet.wait_for("3 instances on all 5, the returned device's back", back_home, 60)
+        for rep, v in placed.items():
+            if rep not in victim_reps:
+                assert home[rep] == v, ("survivor restarted by the return", rep, placed, home)
         passed += 1
 
         # 6. an agent killed alone re-adopts its running workload
