@@ -113,6 +113,9 @@ typedef struct cn_member {
 	uint64_t meta_version;
 	cn_meta meta;
 	uint8_t vmin, vmax;
+	/* When it entered its state, in our clock. A failed/left member learnt
+	 * from a push-pull: its sender's age of the state (0 when that lies
+	 * before our clock's origin). Whole seconds apart from our creation. */
 	uint64_t state_change_ms;
 	bool has_coord;
 	cn_coord coord;        /* last Vivaldi coordinate heard from it */
