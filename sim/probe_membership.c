@@ -21,7 +21,13 @@
  *      (pairs with incarnations tracked; else only in the paranoid scans)
  *   V2 no member is declared failed unless some node suspected it at an
  *      incarnation not above the declared one (the suspicion path)
- *      (skipped once a node's outbox overflowed: events were lost)
+ *      (skipped once a node's outbox overflowed: events were lost).
+ *      A node that learns a member as already failed or left from a
+ *      push-pull (CN_EV_KNOWN_FAILED/LEFT: it joined or restarted after
+ *      the fact) declares nothing: the sender's declaration went through
+ *      this check. The pair takes the state like any other (right for a
+ *      gone member, wrong for a live one), and it is not counted as a
+ *      failure or leave in events.csv.
  *   V3 after a heal, with no further action and a quiet network, views
  *      converge within sim_world_heal_bound_us()
  *   V4 paranoid mode (nodes <= paranoid_max): at every sample each live
@@ -198,8 +204,10 @@ static uint8_t state_of_event(uint8_t type, uint8_t cur)
 	case CN_EV_JOIN:
 	case CN_EV_ALIVE: return S_ALIVE;
 	case CN_EV_SUSPECT: return S_SUSPECT;
-	case CN_EV_FAILED: return S_DEAD;
-	case CN_EV_LEFT: return S_LEFT;
+	case CN_EV_FAILED:
+	case CN_EV_KNOWN_FAILED: return S_DEAD;
+	case CN_EV_LEFT:
+	case CN_EV_KNOWN_LEFT: return S_LEFT;
 	case CN_EV_REAP: return S_NONE;
 	default: return cur;
 	}

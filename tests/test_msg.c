@@ -556,6 +556,10 @@ static void sample_member(uint32_t i, cn_member_wire *ms)
 	sort_accel(&ms->meta);
 	ms->vmin = 1;
 	ms->vmax = (uint8_t)(1 + i % 3);
+	if (ms->state >= CN_STATE_DEAD && i % 5 != 0) { /* i % 5 == 0: an older sender */
+		ms->has_down_ms = true;
+		ms->down_ms = i % 7 == 0 ? UINT32_MAX : i * 1000u;
+	}
 }
 
 struct collect {
@@ -635,6 +639,101 @@ static int count_calls(void *ctx, const cn_member_wire *ms)
 	(*(uint32_t *)ctx)++;
 	return 0;
 }
+
+static int keep_member(void *ctx, const cn_member_wire *ms)
+{
+	*(cn_member_wire *)ctx = *ms;
+	return 0;
+}
+
+/* One member in a push-pull reply; returns its length. */
+static size_t pushpull_one(uint8_t *buf, size_t cap, const cn_member_wire *ms)
+{
+	cn_pushpull pp = {.join = false};
+	strcpy(pp.source, "a");
+	cn_mp_writer w;
+	size_t len;
+	cn_mp_writer_init(&w, buf, cap);
+	cn_pushpull_encode_begin(&w, CN_MSG_PUSH_PULL_REPLY, &pp, 1);
+	cn_pushpull_encode_member(&w, ms);
+	ck_assert_int_eq(cn_mp_writer_end(&w, &len), 0);
+	return len;
+}
+
+/* Member-state key 10 (down_ms): written last, only for failed and left
+ * members, read back by both decoders; an alive member's bytes do not
+ * change; a wrong type or a value above 32 bits is refused. */
+START_TEST(pushpull_down_ms)
+{
+	uint8_t buf[4096], plain[4096];
+	cn_member_wire ms, got;
+	cn_pushpull out;
+	uint8_t type;
+	memset(&ms, 0, sizeof ms);
+	strcpy(ms.name, "x");
+	addr_v4(&ms.addr);
+	ms.incarnation = 3;
+	ms.vmin = ms.vmax = 1;
+	ms.meta.battery_pct = 255;
+	cn_meta_set_label(&ms.meta, "zone", "a");
+	for (uint8_t st = CN_STATE_ALIVE; st <= CN_STATE_LEFT; st++) {
+		ms.state = st;
+		ms.has_down_ms = false;
+		ms.down_ms = 0;
+		size_t plen = pushpull_one(plain, sizeof plain, &ms);
+		ms.has_down_ms = true;
+		ms.down_ms = 86400000;
+		size_t len = pushpull_one(buf, sizeof buf, &ms);
+		bool down = st >= CN_STATE_DEAD;
+		/* 0x0a (key 10), 0xce + 4 bytes: 6 more bytes, at the end. */
+		ck_assert_uint_eq(len, plen + (down ? 6 : 0));
+		static const uint8_t tail[] = {0x0a, 0xce, 0x05, 0x26, 0x5c, 0x00};
+		if (down)
+			ck_assert_mem_eq(buf + plen, tail, sizeof tail);
+		if (!down)
+			ck_assert_mem_eq(buf, plain, len); /* alive and suspect: as before */
+		for (int lazy = 0; lazy < 2; lazy++) {
+			memset(&got, 0xff, sizeof got);
+			int rc = lazy ? cn_pushpull_decode_lazy(buf, len, &type, &out, keep_member, &got, NULL)
+				      : cn_pushpull_decode(buf, len, &type, &out, keep_member, &got, NULL);
+			ck_assert_int_eq(rc, 0);
+			ck_assert_uint_eq(got.state, st);
+			ck_assert(got.has_down_ms == down);
+			ck_assert_uint_eq(got.down_ms, down ? 86400000 : 0);
+			/* Absent (an older sender): no age. */
+			rc = lazy ? cn_pushpull_decode_lazy(plain, plen, &type, &out, keep_member, &got, NULL)
+				  : cn_pushpull_decode(plain, plen, &type, &out, keep_member, &got, NULL);
+			ck_assert_int_eq(rc, 0);
+			ck_assert(!got.has_down_ms);
+			ck_assert_uint_eq(got.down_ms, 0);
+		}
+	}
+	/* UINT32_MAX is the largest age; the value is the last thing written. */
+	ms.state = CN_STATE_LEFT;
+	ms.down_ms = UINT32_MAX;
+	size_t len = pushpull_one(buf, sizeof buf, &ms);
+	ck_assert_int_eq(cn_pushpull_decode(buf, len, &type, &out, keep_member, &got, NULL), 0);
+	ck_assert_uint_eq(got.down_ms, UINT32_MAX);
+	/* Patch the value: a string of the same size (0xa4 + 4 bytes) is
+	 * CN_ETYPE, a uint64 above 32 bits CN_ERANGE, for both decoders. */
+	ck_assert_uint_eq(buf[len - 5], 0xce);
+	memcpy(buf + len - 5, "\xa4" "9000", 5);
+	uint32_t calls = 0;
+	ck_assert_int_eq(cn_pushpull_decode(buf, len, &type, &out, count_calls, &calls, NULL),
+			 CN_ETYPE);
+	ck_assert_int_eq(cn_pushpull_decode_lazy(buf, len, &type, &out, count_calls, &calls, NULL),
+			 CN_ETYPE);
+	ck_assert_uint_eq(calls, 0);
+	uint8_t big[4096];
+	memcpy(big, buf, len - 5);
+	memcpy(big + len - 5, "\xcf\x00\x00\x00\x01\x00\x00\x00\x00", 9);
+	ck_assert_int_eq(cn_pushpull_decode(big, len + 4, &type, &out, count_calls, &calls, NULL),
+			 CN_ERANGE);
+	ck_assert_int_eq(cn_pushpull_decode_lazy(big, len + 4, &type, &out, count_calls, &calls, NULL),
+			 CN_ERANGE);
+	ck_assert_uint_eq(calls, 0);
+}
+END_TEST
 
 /* The lazy decoder: same members, metadata left as bytes that
  * cn_member_wire_meta decodes to what was sent; the raw encoder writes
@@ -918,6 +1017,8 @@ static int render_member(void *ctx, const cn_member_wire *ms)
 	add(c->l, "%smeta_version = %llu", p, (unsigned long long)ms->meta_version);
 	add(c->l, "%svmin = %u", p, (unsigned)ms->vmin);
 	add(c->l, "%svmax = %u", p, (unsigned)ms->vmax);
+	if (ms->has_down_ms)
+		add(c->l, "%sdown_ms = %u", p, (unsigned)ms->down_ms);
 	render_meta(c->l, p, &ms->meta);
 	if (c->re)
 		cn_pushpull_encode_member(c->re, ms);
@@ -1248,6 +1349,7 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, names_for_logs);
 	tcase_add_test(tc, pushpull_roundtrip);
 	tcase_add_test(tc, pushpull_lazy_and_raw);
+	tcase_add_test(tc, pushpull_down_ms);
 	tcase_add_test(tc, pushpull_validated_before_callbacks);
 	tcase_add_test(tc, vectors_decode_and_reencode);
 	suite_add_tcase(s, tc);

@@ -1046,6 +1046,277 @@ START_TEST(unknown_types_are_skipped_and_counted)
 }
 END_TEST
 
+/* ---- failed and left members learnt from push-pull ---- */
+
+static uint64_t last_event_at(const net *t, int node, uint8_t type, const char *name)
+{
+	uint64_t at = UINT64_MAX;
+	for (size_t k = 0; k < t->log_len; k++)
+		if (t->log[k].node == node && t->log[k].type == type && !strcmp(t->log[k].name, name))
+			at = t->log[k].at_ms;
+	return at;
+}
+
+static uint64_t events_of(const net *t, int node, uint8_t type, const char *name)
+{
+	uint64_t c = 0;
+	for (size_t k = 0; k < t->log_len; k++)
+		c += t->log[k].node == node && t->log[k].type == type && !strcmp(t->log[k].name, name);
+	return c;
+}
+
+/* A node that joins after member X crashed and member Y left learns both
+ * from its join push-pull: X failed and Y left, at their incarnations,
+ * with their metadata, stamped as old as the seed's records, and forgets
+ * them at about the time the older nodes do (dead_reap_ms after the
+ * fact, not after its join). Nothing is declared: no CN_EV_FAILED or
+ * CN_EV_LEFT, no suspicion on the joiner. */
+START_TEST(joiner_learns_failed_and_left_members)
+{
+	enum { N = 7, JOINER = 6, OLD = 6, VICTIM = 3, LEAVER = 4, REAP_MS = 60000 };
+	net t;
+	net_init(&t, N, 21, true);
+	for (int i = 0; i < N; i++)
+		t.nodes[i].cfg.dead_reap_ms = REAP_MS;
+	ck_assert_int_eq(cn_meta_set_label(&t.nodes[VICTIM].cfg.meta, "zone", "eu-1"), 0);
+	ck_assert_int_eq(cn_meta_set_label(&t.nodes[LEAVER].cfg.meta, "zone", "eu-2"), 0);
+	start_and_join(&t, OLD);
+	ck_assert_uint_ne(net_run_until(&t, all_alive, NULL, 30000), UINT64_MAX);
+	t.nodes[VICTIM].crashed = true;
+	ck_assert_int_eq(cn_node_leave(t.nodes[LEAVER].node, t.now_ms), 0);
+	drain_all(&t);
+	for (int k = 0; k < 100 && !cn_node_leave_done(t.nodes[LEAVER].node); k++)
+		net_run(&t, 100);
+	t.nodes[LEAVER].crashed = true;
+	who_state dead = {VICTIM, CN_STATE_DEAD}, left = {LEAVER, CN_STATE_LEFT};
+	ck_assert_uint_ne(net_run_until(&t, all_see, &dead, 60000), UINT64_MAX);
+	ck_assert_uint_ne(net_run_until(&t, all_see, &left, 10000), UINT64_MAX);
+	net_run(&t, 20000); /* old news by the time the joiner comes */
+
+	node_start(&t, JOINER);
+	cn_addr seed = node_addr(0);
+	ck_assert_int_eq(cn_node_join(t.nodes[JOINER].node, &seed, 1, t.now_ms), 0);
+	drain_all(&t); /* the join push-pull is served synchronously */
+	const cn_node *jn = t.nodes[JOINER].node;
+	const int who[2] = {VICTIM, LEAVER};
+	const uint8_t state[2] = {CN_STATE_DEAD, CN_STATE_LEFT};
+	const char *zone[2] = {"eu-1", "eu-2"};
+	for (int k = 0; k < 2; k++) {
+		const char *name = t.nodes[who[k]].cfg.name;
+		cn_member got, seed_view;
+		ck_assert_int_eq(cn_node_member_find(jn, name, &got), 0);
+		ck_assert_int_eq(cn_node_member_find(t.nodes[0].node, name, &seed_view), 0);
+		ck_assert_uint_eq(got.state, state[k]);
+		ck_assert_uint_eq(got.incarnation, seed_view.incarnation);
+		ck_assert(cn_addr_eq(&got.addr, &t.nodes[who[k]].cfg.addr));
+		ck_assert_str_eq(cn_meta_get_label(&got.meta, "zone"), zone[k]);
+		/* Stamped with the seed's age: the stamps are whole seconds on
+		 * each table's own grid, so they agree within one. */
+		printf("learnt %s: joiner's stamp %lld ms from the seed's, %llu ms old\n", name,
+		       (long long)(got.state_change_ms - seed_view.state_change_ms),
+		       (unsigned long long)(t.now_ms - got.state_change_ms));
+		ck_assert_uint_le(got.state_change_ms, seed_view.state_change_ms);
+		ck_assert_uint_lt(seed_view.state_change_ms - got.state_change_ms, 1000);
+		ck_assert_uint_ge(t.now_ms - got.state_change_ms, 20000);
+		ck_assert_uint_eq(events_of(&t, JOINER, CN_EV_FAILED, name), 0);
+		ck_assert_uint_eq(events_of(&t, JOINER, CN_EV_LEFT, name), 0);
+	}
+	ck_assert_uint_eq(events_of(&t, JOINER, CN_EV_KNOWN_FAILED, t.nodes[VICTIM].cfg.name), 1);
+	ck_assert_uint_eq(events_of(&t, JOINER, CN_EV_KNOWN_LEFT, t.nodes[LEAVER].cfg.name), 1);
+	ck_assert_uint_eq(cn_node_count_state(jn, CN_STATE_DEAD), 1);
+	ck_assert_uint_eq(cn_node_count_state(jn, CN_STATE_LEFT), 1);
+	ck_assert_uint_eq(cn_node_stats_get(jn)->deaths_declared, 0);
+	ck_assert_uint_eq(cn_node_stats_get(jn)->suspicions, 0);
+
+	/* Everyone else meets the joiner; nobody revives or re-declares. */
+	ck_assert_uint_ne(net_run_until(&t, all_see, &dead, 30000), UINT64_MAX);
+	net_run(&t, 2 * REAP_MS);
+	uint64_t first = UINT64_MAX, last = 0;
+	for (int i = 0; i < OLD; i++) {
+		if (i == VICTIM || i == LEAVER)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			uint64_t at = last_event_at(&t, i, CN_EV_REAP, t.nodes[who[k]].cfg.name);
+			ck_assert_uint_ne(at, UINT64_MAX);
+			first = at < first ? at : first;
+			last = at > last ? at : last;
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		const char *name = t.nodes[who[k]].cfg.name;
+		uint64_t at = last_event_at(&t, JOINER, CN_EV_REAP, name);
+		printf("learnt %s: reaped by the joiner at %+lld ms from the first old node, "
+		       "old nodes within %llu ms\n", name, (long long)(at - first),
+		       (unsigned long long)(last - first));
+		/* The same age, give or take a second, plus at most one probe
+		 * pass (about 5 s here) for the reap to run. */
+		ck_assert_uint_ne(at, UINT64_MAX);
+		ck_assert_uint_ge(at + 1000, first);
+		ck_assert_uint_le(at, last + 6000);
+		ck_assert_uint_eq(events_of(&t, JOINER, CN_EV_REAP, name), 1); /* not re-learnt */
+		ck_assert_uint_eq(state_in(&t, JOINER, who[k]), 255);
+	}
+	ck_assert_uint_eq(count_events(&t, CN_EV_ALIVE, NULL), 0);
+	check_invariants(&t);
+	net_free(&t);
+}
+END_TEST
+
+/* A hand-made push-pull reply: peer "p" alive, then the given members. */
+typedef struct pp_member {
+	const char *name;
+	uint64_t inc;
+	uint8_t state;
+	bool has_down_ms;
+	uint32_t down_ms;
+} pp_member;
+
+static void feed_pushpull(cn_node *n, const pp_member *ms, int count, uint64_t now)
+{
+	static uint8_t buf[1 << 16];
+	cn_mp_writer w;
+	cn_mp_writer_init(&w, buf, sizeof buf);
+	cn_pushpull pp;
+	memset(&pp, 0, sizeof pp);
+	strcpy(pp.source, "p");
+	cn_pushpull_encode_begin(&w, CN_MSG_PUSH_PULL, &pp, (uint32_t)count + 1);
+	for (int i = -1; i < count; i++) {
+		cn_member_wire m;
+		memset(&m, 0, sizeof m);
+		strcpy(m.name, i < 0 ? "p" : ms[i].name);
+		m.addr = node_addr(i + 2);
+		m.incarnation = i < 0 ? 1 : ms[i].inc;
+		m.state = i < 0 ? CN_STATE_ALIVE : ms[i].state;
+		m.has_down_ms = i >= 0 && ms[i].has_down_ms;
+		m.down_ms = i < 0 ? 0 : ms[i].down_ms;
+		m.vmin = m.vmax = CN_PROTO_VERSION;
+		m.meta.battery_pct = 255;
+		m.meta.cpus = 4;
+		ck_assert_int_eq(cn_meta_set_label(&m.meta, "zone", i < 0 ? "p" : ms[i].name), 0);
+		cn_pushpull_encode_member(&w, &m);
+	}
+	size_t len;
+	ck_assert_int_eq(cn_mp_writer_end(&w, &len), 0);
+	const uint8_t *reply;
+	size_t reply_len;
+	cn_addr from = node_addr(1);
+	ck_assert_int_eq(cn_node_stream_serve(n, &from, buf, len, now, &reply, &reply_len), 0);
+}
+
+/* What a push-pull teaches about failed and left members, by hand: ages
+ * from key 10 (absent: now; too old: nothing), no detection, no gossip;
+ * nothing about ourselves; a member we know keeps today's rules. */
+START_TEST(pushpull_failed_members_by_hand)
+{
+	cn_pool *pool;
+	ck_assert_int_eq(cn_pool_new(&pool), 0);
+	enum { DAY = 24 * 3600 * 1000 };
+	uint64_t now = 2ull * DAY; /* a day of uptime: stamps a day back fit */
+	cn_node *n = lone_node(pool, now);
+	feed_alive(n, "known", 4, 1, now);
+	uint8_t ev[16];
+	(void)drain_events(n, ev);
+	const pp_member ms[] = {
+		{"x", 5, CN_STATE_DEAD, true, 300000},     /* failed 5 min ago */
+		{"y", 2, CN_STATE_LEFT, true, DAY - 3600000}, /* left 23 h ago (before we existed) */
+		{"old", 1, CN_STATE_DEAD, false, 0},       /* a sender without key 10 */
+		{"gone", 1, CN_STATE_DEAD, true, DAY},     /* due for reaping: not recorded */
+		{"me", 1, CN_STATE_DEAD, true, 1000},      /* ourselves: never recorded */
+		{"known", 4, CN_STATE_DEAD, true, 5000},   /* known: a suspicion, as before */
+	};
+	feed_pushpull(n, ms, 6, now);
+	cn_member m;
+	ck_assert_int_eq(cn_node_member_find(n, "x", &m), 0);
+	ck_assert_uint_eq(m.state, CN_STATE_DEAD);
+	ck_assert_uint_eq(m.incarnation, 5);
+	ck_assert_str_eq(cn_meta_get_label(&m.meta, "zone"), "x");
+	ck_assert_uint_eq(m.meta.cpus, 4);
+	ck_assert_uint_eq(m.state_change_ms, now - 300000);
+	ck_assert_int_eq(cn_node_member_find(n, "y", &m), 0);
+	ck_assert_uint_eq(m.state, CN_STATE_LEFT);
+	ck_assert_uint_eq(m.incarnation, 2);
+	ck_assert_uint_eq(m.state_change_ms, now - (DAY - 3600000));
+	ck_assert_int_eq(cn_node_member_find(n, "old", &m), 0);
+	ck_assert_uint_eq(m.state, CN_STATE_DEAD);
+	ck_assert_uint_eq(m.state_change_ms, now);
+	ck_assert_uint_eq(view(n, "gone", NULL), 255);
+	cn_member self;
+	cn_node_self(n, &self);
+	ck_assert_uint_eq(self.state, CN_STATE_ALIVE);
+	ck_assert_uint_eq(self.state_change_ms, now);
+	ck_assert_uint_eq(view(n, "known", NULL), CN_STATE_SUSPECT);
+	ck_assert_uint_eq(cn_node_member_count(n), 6); /* me, known, p, x, y, old */
+	ck_assert_uint_eq(cn_node_count_state(n, CN_STATE_ALIVE), 2);
+	ck_assert_uint_eq(cn_node_count_state(n, CN_STATE_DEAD), 2);
+	ck_assert_uint_eq(cn_node_count_state(n, CN_STATE_LEFT), 1);
+	int k = drain_events(n, ev);
+	int known_failed = 0, known_left = 0, declared = 0;
+	for (int i = 0; i < k; i++) {
+		known_failed += ev[i] == CN_EV_KNOWN_FAILED;
+		known_left += ev[i] == CN_EV_KNOWN_LEFT;
+		declared += ev[i] == CN_EV_FAILED || ev[i] == CN_EV_LEFT;
+	}
+	ck_assert_int_eq(known_failed, 2);
+	ck_assert_int_eq(known_left, 1);
+	ck_assert_int_eq(declared, 0);
+	ck_assert_uint_eq(cn_node_stats_get(n)->deaths_declared, 0);
+	ck_assert_uint_eq(cn_node_stats_get(n)->suspicions, 1); /* "known" only */
+	/* Old news is not gossiped: p hears of "known" (suspect) and of p,
+	 * never a dead or leave about x, y or old. */
+	int about_learnt = 0;
+	for (uint64_t t = now; t < now + 5000; t += 50) {
+		cn_node_tick(n, t);
+		cn_out o;
+		while (cn_node_next_output(n, &o) == 0) {
+			if (o.kind != CN_OUT_DATAGRAM)
+				continue;
+			cn_mp_reader r;
+			cn_mp_reader_init(&r, o.data, o.len);
+			cn_msg msg;
+			while (cn_mp_remaining(&r) > 0 && cn_msg_decode(&r, &msg, NULL) == 0) {
+				const char *about = msg.type == CN_MSG_DEAD    ? msg.u.dead.name
+						    : msg.type == CN_MSG_LEAVE ? msg.u.leave.name
+						    : msg.type == CN_MSG_ALIVE ? msg.u.alive.name
+									       : "";
+				about_learnt += !strcmp(about, "x") || !strcmp(about, "y") ||
+						!strcmp(about, "old");
+			}
+		}
+	}
+	ck_assert_int_eq(about_learnt, 0);
+	/* y comes of age an hour after our start: reaped at the end of the
+	 * probe pass after that. */
+	uint64_t t = now + 5000;
+	for (; t < now + 3600000 + 10000 && view(n, "y", NULL) != 255; t += 500) {
+		cn_node_tick(n, t);
+		(void)drain_events(n, ev);
+	}
+	ck_assert_uint_ge(t, now + 3600000);
+	ck_assert_uint_le(t, now + 3600000 + 5000);
+	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_DEAD);
+	cn_node_assert_invariants(n);
+	cn_node_free(n);
+
+	/* The same right after boot (the agent's clock is monotonic): a state
+	 * older than our clock still comes of age on time; its stamp shows 0. */
+	now = 5000;
+	n = lone_node(pool, now);
+	feed_pushpull(n, &ms[1], 1, now);
+	ck_assert_int_eq(cn_node_member_find(n, "y", &m), 0);
+	ck_assert_uint_eq(m.state, CN_STATE_LEFT);
+	ck_assert_uint_eq(m.state_change_ms, 0);
+	for (t = now; t < now + 3600000 + 10000 && view(n, "y", NULL) != 255; t += 500) {
+		cn_node_tick(n, t);
+		(void)drain_events(n, ev);
+	}
+	ck_assert_uint_ge(t, now + 3600000);
+	ck_assert_uint_le(t, now + 3600000 + 5000);
+	cn_node_assert_invariants(n);
+	cn_node_free(n);
+	cn_pool_free(pool);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("node");
@@ -1075,6 +1346,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, table_limit_refuses_new_members);
 	tcase_add_test(tc, bad_config_is_refused);
 	tcase_add_test(tc, unknown_types_are_skipped_and_counted);
+	tcase_add_test(tc, joiner_learns_failed_and_left_members);
+	tcase_add_test(tc, pushpull_failed_members_by_hand);
 #ifndef NDEBUG
 	tcase_add_test_raise_signal(tc, time_going_backwards_is_a_bug, SIGABRT);
 #endif

@@ -321,13 +321,18 @@ def pushpull(ptype, join, source, members, digest=None, order=None):
                 '%sincarnation = %d' % (p, m['inc']), '%sstate = %s' % (p, STATES[m['state']]),
                 '%smeta_version = %d' % (p, m['meta_version']), '%svmin = %d' % (p, m['vmin']),
                 '%svmax = %d' % (p, m['vmax'])]
+        if m['down_ms'] is not None and m['state'] >= 2:  # ignored for alive and suspect
+            exp.append('%sdown_ms = %d' % (p, m['down_ms']))
         exp += m['meta'].render(p)
     return message(ptype, body), exp
 
 
 def member_wire(m):
-    return {1: m['name'], 2: m['inc'], 3: addr_wire(m['addr']), 4: m['meta'].wire(),
-            5: m['meta_version'], 6: m['vmin'], 7: m['vmax'], 9: m['state']}
+    w = {1: m['name'], 2: m['inc'], 3: addr_wire(m['addr']), 4: m['meta'].wire(),
+         5: m['meta_version'], 6: m['vmin'], 7: m['vmax'], 9: m['state']}
+    if m['down_ms'] is not None:
+        w[10] = m['down_ms']
+    return w
 
 
 def stream(name, obj, exp, comment, canonical=True, unknown_keys=0, tail=b''):
@@ -337,9 +342,9 @@ def stream(name, obj, exp, comment, canonical=True, unknown_keys=0, tail=b''):
     write(name, 'stream', data, exp, canonical, comment)
 
 
-def member(name, addr, inc=1, state=0, meta=None, meta_version=0, vmin=1, vmax=1):
+def member(name, addr, inc=1, state=0, meta=None, meta_version=0, vmin=1, vmax=1, down_ms=None):
     return dict(name=name, addr=addr, inc=inc, state=state, meta=meta or Meta(),
-                meta_version=meta_version, vmin=vmin, vmax=vmax)
+                meta_version=meta_version, vmin=vmin, vmax=vmax, down_ms=down_ms)
 
 
 def main():
@@ -606,6 +611,31 @@ def main():
            'A datagram message on the push-pull decoder.', canonical=False)
     stream('pushpull-old-version', [0, 16, {1: False, 2: 'a', 3: []}], ['rc = CN_EVERSION'],
            'Version 0.', canonical=False)
+    # Key 10 down_ms: the age of a failed or left record.
+    down = [member('node-c', '10.0.0.3:7946', inc=3, state=2, meta=typical, meta_version=2,
+                   down_ms=90000),
+            member('node-d', '10.0.0.4:7946', state=3, down_ms=2**32 - 1),
+            member('node-e', '10.0.0.5:7946', state=2, down_ms=0),
+            member('node-f', '10.0.0.6:7946', state=2)]
+    obj, exp = pushpull(17, False, 'node-a', down)
+    stream('pushpull-down-ms', obj, exp,
+           'Failed and left members with the age of their state (key 10, written last);\n'
+           'node-f comes from a sender without key 10. Older decoders skip key 10 as an\n'
+           'unknown key.')
+    up = [member('node-a', '10.0.0.1:7946', down_ms=5), member('node-b', '10.0.0.2:7946', state=1,
+                                                                down_ms=6)]
+    obj, exp = pushpull(17, False, 'node-a', up)
+    stream('pushpull-down-ms-up', obj, exp,
+           'Key 10 on an alive and a suspect member: accepted and dropped (it is written\n'
+           'only for failed and left members).', canonical=False)
+    bad_down = member_wire(member('x', '10.0.0.1:1', state=2))
+    bad_down[10] = '90000'
+    stream('pushpull-down-ms-type', [1, 17, {1: False, 2: 'a', 3: [bad_down]}],
+           ['rc = CN_ETYPE'], 'down_ms must be an unsigned integer.', canonical=False)
+    bad_down = member_wire(member('x', '10.0.0.1:1', state=3))
+    bad_down[10] = 2**32
+    stream('pushpull-down-ms-range', [1, 17, {1: False, 2: 'a', 3: [bad_down]}],
+           ['rc = CN_ERANGE'], 'down_ms above 2^32-1 (senders clamp it).', canonical=False)
     print('wrote %d vectors' % len(written))
 
 

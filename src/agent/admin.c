@@ -529,6 +529,8 @@ static const char *event_name(uint8_t t)
 	case CN_EV_LEFT: return "left";
 	case CN_EV_UPDATE: return "update";
 	case CN_EV_REAP: return "reap";
+	case CN_EV_KNOWN_FAILED: return "known-failed";
+	case CN_EV_KNOWN_LEFT: return "known-left";
 	default: return "unknown";
 	}
 }

@@ -51,7 +51,9 @@
  *                goes out when the rate limit allows.
  *   reap         failed/left members older than dead_reap_ms are forgotten
  *                at the end of the probe pass in which they come of age
- *                (a pass is N probes, so at most one pass late).
+ *                (a pass is N probes, so at most one pass late). The age
+ *                of one learnt from a push-pull counts from when its
+ *                sender recorded it (learn_down, table_ms).
  *
  * cn_node_deadline() is the minimum of the armed timers above.
  *
@@ -63,7 +65,12 @@
  *   incarnation (refutation, CN_EV_SELF_INCARNATION). A push-pull's "dead"
  *   is taken as "suspect" (as memberlist does), so a healing exchange
  *   between two halves that failed each other lets each member refute
- *   instead of cementing the other side's verdict.
+ *   instead of cementing the other side's verdict. A push-pull's "dead"
+ *   or "left" about a member we have NO record of (we joined or restarted
+ *   after the fact) is recorded as it is, aged as the sender's record
+ *   (member-state key 10), not gossiped, not a detection (learn_down):
+ *   every agent then holds the same failed/left members and reaps them
+ *   at about the same time (placement's base).
  *
  * CHOICES the contract left open:
  *   - Same address, different name: no eager displacement (that would need
@@ -308,6 +315,19 @@ static uint32_t mv32(uint64_t mv) { return mv > UINT32_MAX ? UINT32_MAX : (uint3
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+/* The member table's state-change stamps run dead_reap_ms ahead of our
+ * clock, from an epoch at our creation: a failed member learnt from a
+ * push-pull is stamped when its sender recorded it (learn_down), up to
+ * dead_reap_ms before we existed, even when our clock started less than
+ * that ago (a monotonic clock shortly after boot). */
+static uint64_t table_ms(const cn_node *n, uint64_t ms) { return ms + n->cfg.dead_reap_ms; }
+
+/* How long ago r's state changed. */
+static uint64_t state_age_ms(const cn_node *n, const cn_member_rec *r)
+{
+	return table_ms(n, n->now_ms) - cn_members_changed_ms(&n->members, r);
+}
+
 static uint32_t scaled(const cn_node *n, uint32_t ms)
 {
 	return n->cfg.lifeguard ? cn_awareness_scale_ms(&n->aware, ms) : ms;
@@ -360,7 +380,7 @@ static void set_state(cn_node *n, cn_member_rec *r, uint8_t state)
 	assert(state <= CN_STATE_MAX_);
 	if (r->state == CN_STATE_SUSPECT && state != CN_STATE_SUSPECT)
 		(void)cn_suspicion_table_remove(&n->susp, r->ident);
-	cn_members_set_state(&n->members, r, state, n->now_ms);
+	cn_members_set_state(&n->members, r, state, table_ms(n, n->now_ms));
 }
 
 /* ------------------------------------------------------------------ */
@@ -480,10 +500,15 @@ static int set_meta_in(cn_node *n, cn_member_rec *r, const alive_in *a, bool *ch
 }
 
 /* Add a member at a random position of the probe order (SWIM 4.3: new
- * members must not all wait for the end of the pass). */
-static cn_member_rec *insert_member(cn_node *n, uint32_t ident, const alive_in *a)
+ * members must not all wait for the end of the pass), in state, which it
+ * entered age_ms ago (0, except for a failed/left member learnt from a
+ * push-pull: see learn_down; at most dead_reap_ms). */
+static cn_member_rec *insert_member(cn_node *n, uint32_t ident, const alive_in *a, uint8_t state,
+				    uint64_t age_ms)
 {
-	cn_member_rec rec = {.ident = ident, .incarnation = a->inc, .state = CN_STATE_ALIVE,
+	assert(age_ms <= n->cfg.dead_reap_ms);
+	assert(state != CN_STATE_SUSPECT); /* a suspect needs a timer (I3) */
+	cn_member_rec rec = {.ident = ident, .incarnation = a->inc, .state = state,
 			     .meta_version = mv32(a->meta_version)};
 	bool changed;
 	if (set_endpoint(n, &rec, a->addr, a->vmin, a->vmax, &changed) != 0)
@@ -495,7 +520,7 @@ static cn_member_rec *insert_member(cn_node *n, uint32_t ident, const alive_in *
 		return NULL;
 	}
 	cn_member_rec *r = cn_members_find(&n->members, ident);
-	cn_members_set_state(&n->members, r, CN_STATE_ALIVE, n->now_ms); /* stamp */
+	cn_members_set_state(&n->members, r, state, table_ms(n, n->now_ms) - age_ms); /* stamp */
 	uint32_t last = n->members.count - 1;
 	cn_members_swap(&n->members, last, rand_below(n, n->members.count));
 	return cn_members_find(&n->members, ident);
@@ -571,7 +596,7 @@ static void apply_alive(cn_node *n, const alive_in *a)
 	}
 	cn_member_rec *r = cn_members_find(&n->members, ident);
 	if (r == NULL) {
-		r = insert_member(n, ident, a);
+		r = insert_member(n, ident, a, CN_STATE_ALIVE, 0);
 		if (r != NULL) {
 			emit_event(n, CN_EV_JOIN, r);
 			if (!n->quiet_join)
@@ -953,12 +978,11 @@ static bool probeable(const cn_node *n, const cn_member_rec *r)
 /* Forget failed/left members older than dead_reap_ms (once per pass). */
 static void reap(cn_node *n)
 {
-	uint64_t now = n->now_ms;
 	for (uint32_t i = n->members.count; i > 0; i--) {
 		const cn_member_rec *r = &n->members.recs[i - 1];
 		if (r->state < CN_STATE_DEAD || r->ident == n->self)
 			continue;
-		if (now - cn_members_changed_ms(&n->members, r) >= n->cfg.dead_reap_ms)
+		if (state_age_ms(n, r) >= n->cfg.dead_reap_ms)
 			forget_member(n, i - 1);
 	}
 }
@@ -1353,6 +1377,11 @@ static void member_wire(const cn_node *n, const cn_member_rec *r, cn_member_wire
 	w->meta_version = r->meta_version;
 	w->vmin = ep->vmin;
 	w->vmax = ep->vmax;
+	/* The age of a failed/left record, so that a receiver that never knew
+	 * the member records it as old as we do (learn_down). */
+	w->has_down_ms = r->state >= CN_STATE_DEAD;
+	uint64_t age = state_age_ms(n, r);
+	w->down_ms = !w->has_down_ms ? 0 : age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
 }
 
 /* Encoded metadata by pool ref for one encode_state call, direct-mapped:
@@ -1461,15 +1490,30 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t abou
 	return CN_ENOSPACE;
 }
 
+/* Whether w is a failed/left member that learn_down records: we have no
+ * record of it, it is not us, and it is younger than dead_reap_ms (an
+ * older one is forgotten everywhere already, or about to be). */
+static bool learnable(const cn_node *n, const cn_member_wire *w)
+{
+	if (w->state != CN_STATE_DEAD && w->state != CN_STATE_LEFT)
+		return false;
+	if ((w->has_down_ms ? w->down_ms : 0) >= n->cfg.dead_reap_ms)
+		return false;
+	uint32_t ident = ident_or_none(n, w->name);
+	return ident == UINT32_MAX ||
+	       (ident != n->self && cn_members_find(&n->members, ident) == NULL);
+}
+
 /* Whether merging w may store its metadata: apply_alive reads it only for
  * a new member, a higher incarnation, or a newer meta_version (an alive or
- * suspect entry about someone else). This may say yes more often than
- * needed, never less. In a converged fleet a push-pull of N members needs
- * none of them, and the metadata map is most of a member's decoding. */
+ * suspect entry about someone else), learn_down for a failed/left member
+ * it records. This may say yes more often than needed, never less. In a
+ * converged fleet a push-pull of N members needs none of them, and the
+ * metadata map is most of a member's decoding. */
 static bool wire_needs_meta(const cn_node *n, const cn_member_wire *w)
 {
 	if (w->state != CN_STATE_ALIVE && w->state != CN_STATE_SUSPECT)
-		return false; /* dead and left are merged without apply_alive */
+		return learnable(n, w); /* else merged without apply_alive */
 	uint32_t ident = ident_or_none(n, w->name);
 	if (ident == UINT32_MAX)
 		return true;
@@ -1514,6 +1558,29 @@ static void memo_clear(cn_node *n)
 	n->n_memo = n->memo_next = 0;
 }
 
+/* A failed or left member we have no record of, from a push-pull (we
+ * joined or restarted after the fact). The sender declared it through the
+ * suspicion path or heard its leave, down_ms ago: record it in that state,
+ * stamped as old (no down_ms, an older sender: now), so that reap()
+ * forgets it at about the time the sender does, and meanwhile every agent
+ * holds the same failed/left members (placement's base). Old news: not
+ * gossiped, not a detection (CN_EV_KNOWN_*, stats untouched). Such a
+ * record is like any other failed/left one: never probed, a reconnect
+ * target while failed, a gossip target while younger than
+ * gossip_to_dead_ms, refuted only by the member's own newer alive.
+ * Precondition: learnable(n, w). */
+static void learn_down(cn_node *n, const alive_in *a, uint8_t state, uint32_t down_ms)
+{
+	uint32_t ident;
+	if (cn_pool_intern_name(n->pool, a->name, &ident) != 0)
+		return;
+	assert(ident != n->self && cn_members_find(&n->members, ident) == NULL);
+	assert(down_ms < n->cfg.dead_reap_ms); /* learnable; table_ms makes it fit */
+	const cn_member_rec *r = insert_member(n, ident, a, state, down_ms);
+	if (r != NULL)
+		emit_event(n, state == CN_STATE_DEAD ? CN_EV_KNOWN_FAILED : CN_EV_KNOWN_LEFT, r);
+}
+
 static int merge_member(void *ctx, const cn_member_wire *w)
 {
 	cn_node *n = ctx;
@@ -1548,6 +1615,11 @@ static int merge_member(void *ctx, const cn_member_wire *w)
 	}
 	alive_in in = {w->name, w->incarnation, &w->addr, w->meta_version, mp, w->vmin, w->vmax,
 		       ref};
+	if (learnable(n, w)) {
+		learn_down(n, &in, w->state, w->has_down_ms ? w->down_ms : 0);
+		n->quiet_join = false;
+		return 0;
+	}
 	switch (w->state) {
 	case CN_STATE_ALIVE:
 		apply_alive(n, &in);
@@ -1833,7 +1905,7 @@ static bool gossip_ok(const cn_node *n, const cn_member_rec *r)
 		return true;
 	/* Recently failed members still hear gossip, so they can refute. */
 	return r->state == CN_STATE_DEAD &&
-	       n->now_ms - cn_members_changed_ms(&n->members, r) < n->cfg.gossip_to_dead_ms;
+	       state_age_ms(n, r) < n->cfg.gossip_to_dead_ms;
 }
 
 static void gossip_tick(cn_node *n)
@@ -2062,6 +2134,7 @@ static int add_self(cn_node *n)
 		cn_pool_meta_release(n->pool, me.meta);
 		return rc == CN_EFULL ? CN_EINVAL : rc;
 	}
+	cn_members_set_state(&n->members, self_rec(n), CN_STATE_ALIVE, table_ms(n, n->now_ms));
 	n->self_inc_seen = c->incarnation;
 	return 0;
 }
@@ -2100,7 +2173,7 @@ int cn_node_new(const cn_node_config *cfg, cn_pool *pool, uint64_t seed, uint64_
 	}
 	n->now_ms = now_ms;
 	cn_rng_seed(&n->rng, seed);
-	cn_members_init(&n->members, n->cfg.max_members, now_ms);
+	cn_members_init(&n->members, n->cfg.max_members, now_ms); /* see table_ms */
 	cn_awareness_init(&n->aware, n->cfg.awareness_max);
 	/* start_suspicion's k never exceeds indirect_checks (0 without lifeguard). */
 	cn_suspicion_table_init(&n->susp, n->cfg.lifeguard ? n->cfg.indirect_checks : 0);
@@ -2221,7 +2294,9 @@ static void fill_member(const cn_node *n, const cn_member_rec *r, cn_member *out
 	out->meta = *cn_pool_meta_get(n->pool, r->meta);
 	out->vmin = ep->vmin;
 	out->vmax = ep->vmax;
-	out->state_change_ms = cn_members_changed_ms(&n->members, r);
+	/* In our clock; a learnt state older than our clock's origin shows 0. */
+	uint64_t changed = cn_members_changed_ms(&n->members, r);
+	out->state_change_ms = changed - min_u64(changed, n->cfg.dead_reap_ms);
 	if (r->ident == n->self) {
 		out->has_coord = true;
 		cn_vivaldi_get(&n->viv, &out->coord);

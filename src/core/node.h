@@ -73,6 +73,12 @@ enum cn_event_type {
 	CN_EV_UPDATE = 6,      /* address or metadata changed */
 	CN_EV_REAP = 7,        /* a failed/left member was forgotten */
 	CN_EV_SELF_INCARNATION = 8, /* our own incarnation rose: persist it */
+	/* A member became known already failed / left: learnt from a
+	 * push-pull (we joined or restarted after the fact), stamped with the
+	 * sender's age of the state. Old news, not a detection: no
+	 * CN_EV_FAILED / CN_EV_LEFT, not gossiped, not in the stats. */
+	CN_EV_KNOWN_FAILED = 9,
+	CN_EV_KNOWN_LEFT = 10,
 };
 
 typedef struct cn_event {
@@ -107,6 +113,9 @@ typedef struct cn_member {
 	uint64_t meta_version;
 	cn_meta meta;
 	uint8_t vmin, vmax;
+	/* When it entered its state, in our clock. A failed/left member learnt
+	 * from a push-pull: its sender's age of the state (0 when that lies
+	 * before our clock's origin). Whole seconds apart from our creation. */
 	uint64_t state_change_ms;
 	bool has_coord;
 	cn_coord coord;        /* last Vivaldi coordinate heard from it */

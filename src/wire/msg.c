@@ -882,6 +882,9 @@ struct member_fields {
 	/* Non-NULL (validation pass of a push-pull): check the metadata
 	 * through this memo instead of decoding it into meta. */
 	struct meta_seen *seen;
+	/* Push-pull member state only: key 10 (else skipped as unknown). */
+	bool *has_down_ms;
+	uint32_t *down_ms;
 };
 
 /* Metadata maps a push-pull's validation pass has already accepted. The
@@ -958,6 +961,13 @@ static int dec_member_fields(struct body *b, const struct member_fields *f, uint
 		case CN_K_STATE:
 			rc = f->state ? read_u8(r, f->state, 0, CN_STATE_MAX_) : body_skip(b);
 			break;
+		case CN_K_DOWN_MS:
+			if (f->down_ms == NULL) {
+				rc = body_skip(b);
+			} else if ((rc = cn_mp_read_u32(r, f->down_ms)) == 0) {
+				*f->has_down_ms = true;
+			}
+			break;
 		default: rc = body_skip(b); break;
 		}
 		if (rc)
@@ -1007,27 +1017,29 @@ static int dec_body(struct body *b, cn_msg *m)
 	case CN_MSG_ALIVE: {
 		cn_msg_alive *p = &m->u.alive;
 		struct member_fields f = {p->name, &p->incarnation, &p->addr, &p->meta,
-					  &p->meta_version, &p->vmin, &p->vmax, NULL, NULL, NULL, NULL, NULL};
+					  &p->meta_version, &p->vmin, &p->vmax, NULL, NULL, NULL, NULL, NULL,
+					  NULL, NULL};
 		return dec_member_fields(b, &f, ALIVE_REQUIRED);
 	}
 	case CN_MSG_SUSPECT:
 	case CN_MSG_DEAD: {
 		cn_msg_accuse *p = m->type == CN_MSG_SUSPECT ? &m->u.suspect : &m->u.dead;
-		struct member_fields f = {p->name, &p->incarnation, NULL, NULL,
-					  NULL,    NULL,            NULL, p->from, NULL, NULL, NULL, NULL};
+		struct member_fields f = {p->name, &p->incarnation, NULL, NULL, NULL, NULL, NULL,
+					  p->from, NULL,    NULL,            NULL, NULL, NULL, NULL};
 		return dec_member_fields(b, &f,
 					 BIT(CN_K_NAME) | BIT(CN_K_INCARNATION) | BIT(CN_K_FROM));
 	}
 	case CN_MSG_LEAVE: {
 		cn_msg_leave *p = &m->u.leave;
-		struct member_fields f = {p->name, &p->incarnation, NULL, NULL, NULL,
+		struct member_fields f = {p->name, &p->incarnation, NULL, NULL, NULL, NULL, NULL,
 					  NULL,    NULL,            NULL, NULL, NULL, NULL, NULL};
 		return dec_member_fields(b, &f, BIT(CN_K_NAME) | BIT(CN_K_INCARNATION));
 	}
 	case CN_MSG_META: {
 		cn_msg_meta *p = &m->u.meta;
 		struct member_fields f = {p->name, &p->incarnation, NULL, &p->meta,
-					  &p->meta_version, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+					  &p->meta_version, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+					  NULL, NULL};
 		return dec_member_fields(b, &f,
 					 BIT(CN_K_NAME) | BIT(CN_K_INCARNATION) | BIT(CN_K_META) |
 						 BIT(CN_K_META_VERSION));
@@ -1130,7 +1142,10 @@ static void encode_member(cn_mp_writer *w, const cn_member_wire *ms, const uint8
 {
 	check_versions(ms->vmin, ms->vmax);
 	assert(ms->state <= CN_STATE_MAX_);
-	cn_mp_put_map(w, 8);
+	/* Key 10 last, and only for failed and left members: an alive or
+	 * suspect member's bytes are what they were before key 10 existed. */
+	bool down = ms->has_down_ms && ms->state >= CN_STATE_DEAD;
+	cn_mp_put_map(w, 8 + down);
 	put_key(w, CN_K_NAME), put_name(w, ms->name);
 	put_key(w, CN_K_INCARNATION), cn_mp_put_uint(w, ms->incarnation);
 	put_key(w, CN_K_ADDR), put_addr(w, &ms->addr);
@@ -1145,6 +1160,8 @@ static void encode_member(cn_mp_writer *w, const cn_member_wire *ms, const uint8
 	put_key(w, CN_K_VMIN), cn_mp_put_uint(w, ms->vmin);
 	put_key(w, CN_K_VMAX), cn_mp_put_uint(w, ms->vmax);
 	put_key(w, CN_K_STATE), cn_mp_put_uint(w, ms->state);
+	if (down)
+		put_key(w, CN_K_DOWN_MS), cn_mp_put_uint(w, ms->down_ms);
 }
 
 void cn_pushpull_encode_member(cn_mp_writer *w, const cn_member_wire *ms)
@@ -1174,8 +1191,15 @@ static int dec_member(cn_mp_reader *r, cn_member_wire *ms, cn_msg_stats *stats, 
 	struct member_fields f = {ms->name,         &ms->incarnation, &ms->addr,
 				  lazy ? NULL : &ms->meta, &ms->meta_version, &ms->vmin,
 				  &ms->vmax,        NULL,             &ms->state,
-				  &ms->meta_raw,    &ms->meta_len,    seen};
-	return dec_member_fields(&b, &f, ALIVE_REQUIRED | BIT(CN_K_STATE));
+				  &ms->meta_raw,    &ms->meta_len,    seen,
+				  &ms->has_down_ms, &ms->down_ms};
+	if ((rc = dec_member_fields(&b, &f, ALIVE_REQUIRED | BIT(CN_K_STATE))))
+		return rc;
+	/* An age means nothing for a member that is up: dropped, so that
+	 * what a receiver acts on re-encodes to the canonical bytes. */
+	if (ms->state < CN_STATE_DEAD)
+		ms->has_down_ms = false, ms->down_ms = 0;
+	return 0;
 }
 
 /* Decodes every member; calls on_member for each when on_member != NULL.

@@ -185,6 +185,14 @@ typedef struct cn_member_wire {
 	uint8_t state; /* enum cn_member_state_code */
 	uint64_t meta_version;
 	uint8_t vmin, vmax;
+	/* Failed (dead) and left members only: how long ago the sender
+	 * recorded the state, in ms, so that a receiver that learns the
+	 * member from this push-pull reaps it when the sender does. The
+	 * encoder writes it only when has_down_ms and the state is failed or
+	 * left; the decoder clears it for the other states (old senders: not
+	 * there). */
+	bool has_down_ms;
+	uint32_t down_ms;
 	/* Decoder output only (the encoder ignores them): the member's
 	 * metadata map inside the decoded buffer when meta was left undecoded
 	 * (cn_pushpull_decode_lazy); NULL and 0 otherwise. */

@@ -102,6 +102,7 @@ enum {
 	CN_K_VMAX = 7,
 	CN_K_FROM = 8,
 	CN_K_STATE = 9,
+	CN_K_DOWN_MS = 10,    /* member state only: age of a failed/left record */
 	/* push-pull */
 	CN_K_PP_JOIN = 1,
 	CN_K_PP_SOURCE = 2,
