@@ -1218,13 +1218,14 @@ START_TEST(pushpull_failed_members_by_hand)
 	(void)drain_events(n, ev);
 	const pp_member ms[] = {
 		{"x", 5, CN_STATE_DEAD, true, 300000},     /* failed 5 min ago */
-		{"y", 2, CN_STATE_LEFT, true, DAY - 3600000}, /* left 23 h ago (before we existed) */
+		{"y", 2, CN_STATE_LEFT, true, DAY - 7200000}, /* left 22 h ago (before we existed) */
 		{"old", 1, CN_STATE_DEAD, false, 0},       /* a sender without key 10 */
 		{"gone", 1, CN_STATE_DEAD, true, DAY},     /* due for reaping: not recorded */
+		{"late", 1, CN_STATE_DEAD, true, DAY - 3600000}, /* out (> 15/16 day): not recorded */
 		{"me", 1, CN_STATE_DEAD, true, 1000},      /* ourselves: never recorded */
 		{"known", 4, CN_STATE_DEAD, true, 5000},   /* known: a suspicion, as before */
 	};
-	feed_pushpull(n, ms, 6, now);
+	feed_pushpull(n, ms, 7, now);
 	cn_member m;
 	ck_assert_int_eq(cn_node_member_find(n, "x", &m), 0);
 	ck_assert_uint_eq(m.state, CN_STATE_DEAD);
@@ -1235,11 +1236,13 @@ START_TEST(pushpull_failed_members_by_hand)
 	ck_assert_int_eq(cn_node_member_find(n, "y", &m), 0);
 	ck_assert_uint_eq(m.state, CN_STATE_LEFT);
 	ck_assert_uint_eq(m.incarnation, 2);
-	ck_assert_uint_eq(m.state_change_ms, now - (DAY - 3600000));
+	ck_assert_uint_eq(m.state_change_ms, now - (DAY - 7200000));
+	ck_assert(!cn_node_member_out(n, &m)); /* 22 h < 22.5 h */
 	ck_assert_int_eq(cn_node_member_find(n, "old", &m), 0);
 	ck_assert_uint_eq(m.state, CN_STATE_DEAD);
 	ck_assert_uint_eq(m.state_change_ms, now);
 	ck_assert_uint_eq(view(n, "gone", NULL), 255);
+	ck_assert_uint_eq(view(n, "late", NULL), 255);
 	cn_member self;
 	cn_node_self(n, &self);
 	ck_assert_uint_eq(self.state, CN_STATE_ALIVE);
@@ -1284,15 +1287,20 @@ START_TEST(pushpull_failed_members_by_hand)
 		}
 	}
 	ck_assert_int_eq(about_learnt, 0);
-	/* y comes of age an hour after our start: reaped at the end of the
-	 * probe pass after that. */
-	uint64_t t = now + 5000;
-	for (; t < now + 3600000 + 10000 && view(n, "y", NULL) != 255; t += 500) {
+	/* y is out of placement's base half an hour after our start (age
+	 * 22.5 h, by age, not by the reap pass) and comes of age two hours
+	 * after it: reaped at the end of the probe pass after that. */
+	uint64_t t = now + 5000, out_at = 0;
+	for (; t < now + 7200000 + 10000 && view(n, "y", NULL) != 255; t += 500) {
 		cn_node_tick(n, t);
 		(void)drain_events(n, ev);
+		if (out_at == 0 && cn_node_member_find(n, "y", &m) == 0 && cn_node_member_out(n, &m))
+			out_at = t;
 	}
-	ck_assert_uint_ge(t, now + 3600000);
-	ck_assert_uint_le(t, now + 3600000 + 5000);
+	ck_assert_uint_ge(out_at, now + 1800000);
+	ck_assert_uint_le(out_at, now + 1800000 + 500);
+	ck_assert_uint_ge(t, now + 7200000);
+	ck_assert_uint_le(t, now + 7200000 + 5000);
 	ck_assert_uint_eq(view(n, "x", NULL), CN_STATE_DEAD);
 	cn_node_assert_invariants(n);
 	cn_node_free(n);
@@ -1305,12 +1313,12 @@ START_TEST(pushpull_failed_members_by_hand)
 	ck_assert_int_eq(cn_node_member_find(n, "y", &m), 0);
 	ck_assert_uint_eq(m.state, CN_STATE_LEFT);
 	ck_assert_uint_eq(m.state_change_ms, 0);
-	for (t = now; t < now + 3600000 + 10000 && view(n, "y", NULL) != 255; t += 500) {
+	for (t = now; t < now + 7200000 + 10000 && view(n, "y", NULL) != 255; t += 500) {
 		cn_node_tick(n, t);
 		(void)drain_events(n, ev);
 	}
-	ck_assert_uint_ge(t, now + 3600000);
-	ck_assert_uint_le(t, now + 3600000 + 5000);
+	ck_assert_uint_ge(t, now + 7200000);
+	ck_assert_uint_le(t, now + 7200000 + 5000);
 	cn_node_assert_invariants(n);
 	cn_node_free(n);
 	cn_pool_free(pool);

@@ -91,10 +91,11 @@ int cn_sched_view_load(cn_sched_view *v, const cn_node *n)
 	}
 	for (size_t i = 0; i < count; i++) {
 		cn_member *m = &v->members[v->n];
-		/* Left members too: placement keeps failed and left members in
-		 * its base until they are reaped, so that their leaving moves
-		 * only their own replicas (placement.h step 5). */
-		if (cn_node_member_get(n, i, m) != 0)
+		/* Failed and left members too, until they are out: placement
+		 * keeps them in its base so that their going moves only their
+		 * own replicas (placement.h step 5); the base shrinks when they
+		 * are out, by age, at about the same time on every agent. */
+		if (cn_node_member_get(n, i, m) != 0 || cn_node_member_out(n, m))
 			continue;
 		cn_place_member *pm = &v->in[v->n++];
 		memset(pm, 0, sizeof *pm);

@@ -1493,11 +1493,27 @@ static int encode_state(const cn_node *n, uint8_t type, bool join, uint32_t abou
 /* Whether w is a failed/left member that learn_down records: we have no
  * record of it, it is not us, and it is younger than dead_reap_ms (an
  * older one is forgotten everywhere already, or about to be). */
+/* Age at which a failed or left member is out (cn_node_member_out). */
+static uint64_t out_after_ms(const cn_node *n)
+{
+	return n->cfg.dead_reap_ms - n->cfg.dead_reap_ms / 16;
+}
+
+bool cn_node_member_out(const cn_node *n, const cn_member *m)
+{
+	if (m->state != CN_STATE_DEAD && m->state != CN_STATE_LEFT)
+		return false;
+	uint64_t age = n->now_ms - min_u64(n->now_ms, m->state_change_ms);
+	return age >= out_after_ms(n);
+}
+
 static bool learnable(const cn_node *n, const cn_member_wire *w)
 {
 	if (w->state != CN_STATE_DEAD && w->state != CN_STATE_LEFT)
 		return false;
-	if ((w->has_down_ms ? w->down_ms : 0) >= n->cfg.dead_reap_ms)
+	/* one that is out already would only come back into placement's base
+	 * for the moment until it is out again */
+	if ((w->has_down_ms ? w->down_ms : 0) >= out_after_ms(n))
 		return false;
 	uint32_t ident = ident_or_none(n, w->name);
 	return ident == UINT32_MAX ||

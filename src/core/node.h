@@ -199,6 +199,14 @@ size_t cn_node_member_count(const cn_node *n);
 int cn_node_member_get(const cn_node *n, size_t i, cn_member *out);           /* CN_ENOENT */
 int cn_node_member_find(const cn_node *n, const char *name, cn_member *out);  /* CN_ENOENT */
 void cn_node_self(const cn_node *n, cn_member *out);
+/* Whether member m (copied out by the calls above) is failed or left and
+ * "out": its state is older than 15/16 of dead_reap_ms. Placement keeps
+ * failed and left members in its base until they are out (agent/sched.c).
+ * Going by the state's age, which push-pull carries, every agent takes a
+ * member out within a second or so of the others, where the reap (once
+ * per probe pass: minutes apart in a large fleet) would not; and a member
+ * that is out is not learnt again from a push-pull. */
+bool cn_node_member_out(const cn_node *n, const cn_member *m);
 /* Counts by state, for convergence checks. */
 size_t cn_node_count_state(const cn_node *n, uint8_t state);
 

@@ -1408,11 +1408,11 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 			    (pm->state == CN_STATE_SUSPECT && c->o.suspect_is_alive);
 		/* Down vs out (Ceph's split): with bounded loads, a member that
 		 * is failed, left or an excluded suspect stays in every job's
-		 * preference order and in the caps until it leaves the view
-		 * (reaped), and redirect() moves only its own replicas. A leave,
-		 * failure or return then moves that member's share and nothing
-		 * else; the cascade of a changed base is paid once, at the reap
-		 * (docs/placement.md "Down versus out"). */
+		 * preference order and in the caps until the caller stops
+		 * passing it (out), and redirect() moves only its own replicas.
+		 * A leave, failure or return then moves that member's share and
+		 * nothing else; the cascade of a changed base is paid once, when
+		 * it is out (docs/placement.md "Down versus out"). */
 		bool stable = c->o.load_factor_milli != 0 && !c->o.live_base;
 		c->live[i] = live;
 		c->base[i] = live || stable;

@@ -29,15 +29,16 @@
  *   5. Down versus out (with bounded loads, unless opts.live_base): steps
  *      2 and 3 run over the *base*, every member passed in (failed, left
  *      and suspect ones included), with caps from the base's weight; the
- *      callers pass failed and left members until they are reaped. Then
- *      the replicas that landed on members that are not live are
- *      redirected: they continue down their job's order to live members
+ *      callers pass failed and left members until they are out
+ *      (agent/sched.c, cn_node_member_out). Then the replicas that
+ *      landed on members that are not live are redirected: they continue
+ *      down their job's order to live members
  *      with room under caps computed from the live weight, without
  *      displacing anything placed in the first pass (a spread job whose
  *      zones have no room falls back to its whole spread order). So a
  *      failure, a leave or a return moves only that member's replicas;
- *      a member entering or leaving the base (a new join, a reap) moves
- *      about twice its share, as a changed base reorders the matching.
+ *      a member entering or leaving the base (a new join, out) moves
+ *      1.4-2 times its share, as a changed base reorders the matching.
  *
  * Only the inputs below are read: names, states, labels, arch, os, cpus,
  * mem_mb, accelerators, power source and quantized coordinates. Load,

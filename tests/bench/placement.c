@@ -251,7 +251,7 @@ static void run(const char *title, bool uniform, size_t n, size_t nj, uint32_t r
 		       " max/mean after it %.3f; time with it down %.3f s (best of 3)\n",
 		       sum_frac / events, 1.0 / (double)n, sum_ratio / events, worst, events, mm_down,
 		       t_down);
-		printf("          reap (the leaver forgotten, default 24 h later): %.2fx its"
+		printf("          out (the leaver leaves the base, default 22.5 h later): %.2fx its"
 		       " share on average, %.2fx worst\n",
 		       rsum / events, rworst);
 		/* joins: a new member of median capacity (BENCH_EVENTS names) */
