@@ -607,6 +607,78 @@ START_TEST(down_member_moves_only_its_replicas)
 }
 END_TEST
 
+/* Random fleets with random members down (failed, left, suspect when
+ * suspects are not placed): the invariants of the redirect pass hold on
+ * every one. Nothing on a member that is not live; each job on distinct
+ * members, on as many as it can have (min(replicas, live eligible));
+ * loads within the live caps unless something overflowed; base_of names
+ * the slot's own member when that member held the replica in the base and
+ * otherwise a member that is down; the prefilter and a permutation of the
+ * inputs change nothing; and with everyone back the base result returns. */
+START_TEST(redirect_invariants_on_random_fleets)
+{
+	for (uint64_t seed = 1; seed <= 12; seed++) {
+		fleet f;
+		jobset js;
+		mixed_fleet(&f, 150, seed * 1000);
+		mixed_jobs(&js, 120, seed * 1000 + 1);
+		cn_place_opts o;
+		cn_place_opts_default(&o);
+		o.suspect_is_alive = false;
+		cn_place_result all, r, rx;
+		place(&f, &js, &o, &all);
+		cn_rng rng;
+		cn_rng_seed(&rng, seed);
+		uint32_t pct = (uint32_t)cn_rng_below(&rng, 60); /* 0..59 % down */
+		static const uint8_t down[] = {CN_STATE_DEAD, CN_STATE_LEFT, CN_STATE_SUSPECT};
+		for (size_t i = 0; i < f.n; i++)
+			if (cn_rng_below(&rng, 100) < pct)
+				f.m[i].state = down[cn_rng_below(&rng, 3)];
+		place(&f, &js, &o, &r);
+		for (size_t q = 0; q < r.n_jobs; q++) {
+			const cn_place_job_out *j = &r.jobs[q];
+			uint32_t expect = j->want < j->n_eligible ? j->want : j->n_eligible;
+			ck_assert_uint_eq(j->n_placed, expect);
+			for (uint32_t k = 0; k < j->n_placed; k++) {
+				const char *host = member_of(&r, j, k);
+				size_t i = fleet_index(&f, host);
+				ck_assert_int_eq(f.m[i].state, CN_STATE_ALIVE);
+				for (uint32_t l = 0; l < k; l++)
+					ck_assert_str_ne(member_of(&r, j, l), host);
+				uint32_t b = r.base_of[j->first + k];
+				ck_assert_uint_lt(b, r.n_members);
+				if (b != r.slots[j->first + k])
+					ck_assert_int_ne(f.m[fleet_index(&f, r.members[b].name)].state,
+							 CN_STATE_ALIVE);
+			}
+		}
+		for (size_t i = 0; i < r.n_members && r.overflow == 0; i++)
+			ck_assert_uint_le(r.members[i].load, r.members[i].cap);
+		o.exhaustive = true;
+		place(&f, &js, &o, &rx);
+		ck_assert_uint_eq(result_hash(&rx), result_hash(&r));
+		ck_assert_mem_eq(rx.base_of, r.base_of, r.n_slots * sizeof *r.base_of);
+		cn_place_result_free(&rx);
+		o.exhaustive = false;
+		cn_rng_shuffle(&rng, f.m, f.n, sizeof f.m[0]);
+		cn_rng_shuffle(&rng, js.j, js.n, sizeof js.j[0]);
+		place(&f, &js, &o, &rx);
+		ck_assert_uint_eq(result_hash(&rx), result_hash(&r));
+		ck_assert_mem_eq(rx.base_of, r.base_of, r.n_slots * sizeof *r.base_of);
+		cn_place_result_free(&rx);
+		for (size_t i = 0; i < f.n; i++)
+			f.m[i].state = CN_STATE_ALIVE;
+		place(&f, &js, &o, &rx);
+		ck_assert_uint_eq(result_hash(&rx), result_hash(&all));
+		cn_place_result_free(&rx);
+		cn_place_result_free(&r);
+		cn_place_result_free(&all);
+		jobs_free(&js);
+		fleet_free(&f);
+	}
+}
+END_TEST
+
 /* Redirection never breaks a job: a spread job whose whole zone is down
  * takes the rest from the other zones, and a job with fewer live eligible
  * members than replicas runs on every live one. */
@@ -926,6 +998,7 @@ static Suite *suite(void)
 	tcase_add_test(t, movement_on_leave_and_join);
 	tcase_add_test(t, down_member_moves_only_its_replicas);
 	tcase_add_test(t, redirect_when_a_zone_or_most_members_are_down);
+	tcase_add_test(t, redirect_invariants_on_random_fleets);
 	tcase_add_test(t, spread_across_zones);
 	tcase_add_test(t, per_node);
 	tcase_add_test(t, near_and_energy_preferences);
