@@ -936,6 +936,14 @@ static int cmd_job_status(cn_workloads *w, cn_agent *a, const char *name, bool j
 		cn_member m;
 		bool known = cn_node_member_find(a->node, member, &m) == 0;
 		const char *mstate = known ? cn_member_state_name(m.state) : "unknown";
+		/* A replica redirected off a member that is down holds that
+		 * member's place in placement's base (placement.h step 5): it
+		 * goes back when the member returns. */
+		const char *base = w->res.members[w->res.base_of[jo->first + x]].name;
+		bool stand_in = strcmp(base, member) != 0;
+		char where[CN_NAME_MAX + 64];
+		snprintf(where, sizeof where, "%s%s%s", mstate, stand_in ? "; in place of " : "",
+			 stand_in ? base : "");
 		cn_rt_info in;
 		bool local = strcmp(member, w->self) == 0 && cn_rt_get(w->rt, name, x, &in) == 0;
 		/* Elsewhere: what the host reports in its metadata (key 12).
@@ -954,6 +962,8 @@ static int cmd_job_status(cn_workloads *w, cn_agent *a, const char *name, bool j
 			cn_json_kv_str(&j, "member", member);
 			cn_json_kv_str(&j, "member_state", mstate);
 			cn_json_kv_str(&j, "source", source);
+			if (stand_in)
+				cn_json_kv_str(&j, "stand_in_for", base);
 			if (local) {
 				cn_json_kv_str(&j, "state", cn_rt_state_name(in.state));
 				cn_json_kv_u64(&j, "pid", (uint64_t)(in.pid > 0 ? in.pid : 0));
@@ -969,15 +979,15 @@ static int cmd_job_status(cn_workloads *w, cn_agent *a, const char *name, bool j
 			cn_json_obj_end(&j);
 		} else if (local) {
 			cn_buf_printf(&a->reply, "  replica %u on %s (%s): %s, pid %d, restarts %u, version %llu\n",
-				      x, member, mstate, cn_rt_state_name(in.state), (int)in.pid,
+				      x, member, where, cn_rt_state_name(in.state), (int)in.pid,
 				      in.restarts, (unsigned long long)in.version);
 		} else if (rep != NULL) {
 			cn_buf_printf(&a->reply, "  replica %u on %s (%s): %s, restarts %u, version %llu (reported)\n",
-				      x, member, mstate, cn_rt_state_name(rep->state), rep->restarts,
+				      x, member, where, cn_rt_state_name(rep->state), rep->restarts,
 				      (unsigned long long)rep->version);
 		} else {
 			cn_buf_printf(&a->reply, "  replica %u on %s (%s): no report yet\n", x, member,
-				      mstate);
+				      where);
 		}
 	}
 	if (json) {

@@ -177,6 +177,11 @@ def main():
                 assert moved[rep][0][0] != victim, (rep, moved)
             else:
                 assert moved[rep] == v, ("survivor restarted or renumbered", rep, placed, moved)
+        # job status names the stand-in: the replica holds the victim's place
+        st = json.loads(fleet.cli(rest[0], ["job", "status", "echo-sleep", "--json"]).stdout)
+        for r in st["replicas"]:
+            want = victim if r["replica"] in victim_reps else None
+            assert r.get("stand_in_for") == want, (r, victim)
         passed += 1
 
         # 5. the device returns: still exactly three (the extra one stops),
@@ -189,6 +194,10 @@ def main():
         for rep, v in placed.items():
             if rep not in victim_reps:
                 assert home[rep] == v, ("survivor restarted by the return", rep, placed, home)
+        def no_stand_in():
+            st = json.loads(fleet.cli(rest[0], ["job", "status", "echo-sleep", "--json"]).stdout)
+            return all("stand_in_for" not in r for r in st["replicas"]), st
+        fleet.wait_for("no stand-in once the device is back", no_stand_in, 20)
         passed += 1
 
         # 6. an agent killed alone re-adopts its running workload
