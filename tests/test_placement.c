@@ -210,8 +210,10 @@ static void mixed_jobs(jobset *js, size_t n, uint64_t seed)
 		}
 		s->energy = (uint8_t)cn_rng_below(&rng, 3);
 		if (cn_rng_below(&rng, 20) == 0) {
-			s->per_node = true;
+			s->per_node = true; /* a light daemon: it runs on every member */
 			s->replicas = 0;
+			s->cpu_millis = 20;
+			s->memory_mb = 16;
 		}
 	}
 }
@@ -574,7 +576,7 @@ START_TEST(down_member_moves_only_its_replicas)
 		for (size_t q = 0; q < after.n_jobs; q++) {
 			const cn_place_job_out *j = &after.jobs[q];
 			uint32_t expect = j->want < j->n_eligible ? j->want : j->n_eligible;
-			ck_assert_uint_eq(j->n_placed, expect);
+			ck_assert_uint_eq(j->n_placed + j->n_no_room, expect);
 		}
 		f.m[gone].state = CN_STATE_ALIVE;
 		place(&f, &js, &o, &back);
@@ -622,6 +624,16 @@ START_TEST(redirect_invariants_on_random_fleets)
 		jobset js;
 		mixed_fleet(&f, 150, seed * 1000);
 		mixed_jobs(&js, 120, seed * 1000 + 1);
+		for (size_t q = 0; seed % 2 && q < js.n; q++) {
+			/* odd seeds: GPU requests, which bind */
+			if (js.spec[q].per_node)
+				continue;
+			if (q % 7 == 0) {
+				js.spec[q].n_accel = 1;
+				js.spec[q].accel[0].kind = put(&js.spec[q], "gpu");
+				js.spec[q].accel[0].count = 1;
+			}
+		}
 		cn_place_opts o;
 		cn_place_opts_default(&o);
 		o.suspect_is_alive = false;
@@ -638,7 +650,7 @@ START_TEST(redirect_invariants_on_random_fleets)
 		for (size_t q = 0; q < r.n_jobs; q++) {
 			const cn_place_job_out *j = &r.jobs[q];
 			uint32_t expect = j->want < j->n_eligible ? j->want : j->n_eligible;
-			ck_assert_uint_eq(j->n_placed, expect);
+			ck_assert_uint_eq(j->n_placed + j->n_no_room, expect);
 			for (uint32_t k = 0; k < j->n_placed; k++) {
 				const char *host = member_of(&r, j, k);
 				size_t i = fleet_index(&f, host);
@@ -654,6 +666,28 @@ START_TEST(redirect_invariants_on_random_fleets)
 		}
 		for (size_t i = 0; i < r.n_members && r.overflow == 0; i++)
 			ck_assert_uint_le(r.members[i].load, r.members[i].cap);
+		/* GPU requests within each member's devices */
+		uint64_t *gpu = calloc(f.n, sizeof *gpu);
+		uint64_t no_room = 0;
+		for (size_t q = 0; q < r.n_jobs; q++) {
+			const cn_place_job_out *j = &r.jobs[q];
+			const cn_jobspec *sp = NULL;
+			for (size_t k = 0; k < js.n; k++)
+				if (!strcmp(js.j[k].name, j->name))
+					sp = js.j[k].spec;
+			no_room += j->n_no_room;
+			for (uint32_t k = 0; k < j->n_placed; k++) {
+				size_t i = fleet_index(&f, member_of(&r, j, k));
+				gpu[i] += sp->n_accel ? sp->accel[0].count : 0;
+			}
+		}
+		for (size_t i = 0; i < f.n; i++) {
+			uint32_t have = f.meta[i].n_accel ? f.meta[i].accel[0].count : 0;
+			ck_assert_uint_le(gpu[i], have);
+		}
+		if (seed == 1)
+			ck_assert_uint_gt(no_room, 0); /* the requests did bind */
+		free(gpu);
 		o.exhaustive = true;
 		place(&f, &js, &o, &rx);
 		ck_assert_uint_eq(result_hash(&rx), result_hash(&r));
@@ -676,6 +710,71 @@ START_TEST(redirect_invariants_on_random_fleets)
 		jobs_free(&js);
 		fleet_free(&f);
 	}
+}
+END_TEST
+
+/* Accelerator requests are accounted: a member takes replicas while
+ * their requests fit the devices it has left, and a replica that fits
+ * nowhere is not placed (n_no_room) rather than sharing a GPU. */
+START_TEST(accelerators_never_overcommitted)
+{
+	fleet f;
+	fleet_init(&f, 6);
+	for (size_t i = 0; i < 4; i++) {
+		f.meta[i].n_accel = 1;
+		snprintf(f.meta[i].accel[0].kind, sizeof f.meta[i].accel[0].kind, "gpu");
+		f.meta[i].accel[0].count = i == 3 ? 2 : 1; /* 5 GPUs on 4 members */
+	}
+	jobset js;
+	jobs_init(&js, 3, 1);
+	static const uint32_t reps[] = {3, 2, 1};
+	static const uint16_t prio[] = {50, 40, 10};
+	for (size_t q = 0; q < 3; q++) {
+		js.spec[q].replicas = reps[q];
+		js.spec[q].priority = prio[q];
+		js.spec[q].n_accel = 1;
+		js.spec[q].accel[0].kind = put(&js.spec[q], "gpu");
+		js.spec[q].accel[0].count = 1;
+	}
+	cn_place_result r;
+	place(&f, &js, NULL, &r);
+	uint32_t gpus[6] = {0}, placed = 0;
+	for (size_t q = 0; q < r.n_jobs; q++) {
+		const cn_place_job_out *j = &r.jobs[q];
+		ck_assert_uint_eq(j->n_eligible, 4);
+		placed += j->n_placed;
+		for (uint32_t k = 0; k < j->n_placed; k++)
+			gpus[fleet_index(&f, member_of(&r, j, k))]++;
+		/* the most important job runs in full; which of the others
+		 * gives way depends on the hash order (the matching is greedy
+		 * per member, not an optimal packing) */
+		if (!strcmp(j->name, "job-00000"))
+			ck_assert_uint_eq(j->n_placed, 3);
+		ck_assert_uint_eq(j->n_placed + j->n_no_room, j->want);
+	}
+	ck_assert_uint_ge(placed, 4);
+	ck_assert_uint_le(placed, 5);
+	for (size_t i = 0; i < 6; i++)
+		ck_assert_uint_le(gpus[i], i < 4 ? f.meta[i].accel[0].count : 0);
+	cn_place_result_free(&r);
+	/* the 2-GPU member goes down: its two replicas need GPUs elsewhere,
+	 * and there are none free, so the least important give way */
+	f.m[3].state = CN_STATE_DEAD;
+	place(&f, &js, NULL, &r);
+	memset(gpus, 0, sizeof gpus);
+	placed = 0;
+	for (size_t q = 0; q < r.n_jobs; q++) {
+		const cn_place_job_out *j = &r.jobs[q];
+		placed += j->n_placed;
+		for (uint32_t k = 0; k < j->n_placed; k++)
+			gpus[fleet_index(&f, member_of(&r, j, k))]++;
+	}
+	ck_assert_uint_le(placed, 3);
+	for (size_t i = 0; i < 6; i++)
+		ck_assert_uint_le(gpus[i], i < 3 ? 1 : 0);
+	cn_place_result_free(&r);
+	jobs_free(&js);
+	fleet_free(&f);
 }
 END_TEST
 
@@ -999,6 +1098,7 @@ static Suite *suite(void)
 	tcase_add_test(t, down_member_moves_only_its_replicas);
 	tcase_add_test(t, redirect_when_a_zone_or_most_members_are_down);
 	tcase_add_test(t, redirect_invariants_on_random_fleets);
+	tcase_add_test(t, accelerators_never_overcommitted);
 	tcase_add_test(t, spread_across_zones);
 	tcase_add_test(t, per_node);
 	tcase_add_test(t, near_and_energy_preferences);

@@ -290,6 +290,32 @@ START_TEST(bad_specs_name_the_field)
 }
 END_TEST
 
+/* A job of `replicas` replicas that each ask for one GPU. */
+static void gpu_job(world *w, const char *name, unsigned priority, uint32_t replicas)
+{
+	uint8_t buf[512];
+	cn_mp_writer mw;
+	size_t n = 0;
+	cn_mp_writer_init(&mw, buf, sizeof buf);
+	cn_mp_put_map(&mw, 4);
+	cn_mp_put_cstr(&mw, "replicas");
+	cn_mp_put_uint(&mw, replicas);
+	cn_mp_put_cstr(&mw, "priority");
+	cn_mp_put_uint(&mw, priority);
+	cn_mp_put_cstr(&mw, "command");
+	cn_mp_put_array(&mw, 1);
+	cn_mp_put_cstr(&mw, "/bin/true");
+	cn_mp_put_cstr(&mw, "resources");
+	cn_mp_put_map(&mw, 1);
+	cn_mp_put_cstr(&mw, "accelerators");
+	cn_mp_put_map(&mw, 1);
+	cn_mp_put_cstr(&mw, "gpu");
+	cn_mp_put_uint(&mw, 1);
+	ck_assert_int_eq(cn_mp_writer_end(&mw, &n), 0);
+	cn_jobspec_err e;
+	ck_assert_int_eq(cn_sched_jobs_add(&w->j, name, 1, buf, n, true, &e), 0);
+}
+
 START_TEST(rendering_lists_jobs_and_moves)
 {
 	world w;
@@ -312,9 +338,38 @@ START_TEST(rendering_lists_jobs_and_moves)
 	cn_sched_render_jobs(&after, true, &out);
 	ck_assert_int_eq(cn_buf_str(&out)[0], '[');
 	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "\"name\":\"web\""));
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "\"no_room\":0"));
+	cn_place_result_free(&after);
+	/* Two members have one GPU each. "train" (priority 90, one replica)
+	 * takes one; "infer" (priority 10, two replicas) gets the other and
+	 * says the rest finds no free accelerator. */
+	for (int i = 0; i < 2; i++) {
+		w.m[i].meta.n_accel = 1;
+		snprintf(w.m[i].meta.accel[0].kind, sizeof w.m[i].meta.accel[0].kind, "gpu");
+		w.m[i].meta.accel[0].count = 1;
+	}
+	gpu_job(&w, "train", 90, 1);
+	gpu_job(&w, "infer", 10, 2);
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &after), 0);
+	const cn_place_job_out *jo = cn_place_result_job(&after, "infer");
+	ck_assert_ptr_nonnull(jo);
+	ck_assert_uint_eq(jo->n_eligible, 2);
+	ck_assert_uint_eq(jo->n_placed, 1);
+	ck_assert_uint_eq(jo->n_no_room, 1);
+	const cn_place_job_out *jt = cn_place_result_job(&after, "train");
+	ck_assert_uint_eq(jt->n_placed, 1);
+	ck_assert_str_ne(after.members[after.slots[jt->first]].name,
+			 after.members[after.slots[jo->first]].name);
+	cn_buf_reset(&out);
+	cn_sched_render_jobs(&after, false, &out);
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "(1 without a free accelerator)"));
+	cn_buf_reset(&out);
+	cn_sched_render_jobs(&after, true, &out);
+	ck_assert_ptr_nonnull(strstr(cn_buf_str(&out), "\"no_room\":1"));
+	cn_place_result_free(&after);
+	cn_buf_reset(&out);
 	cn_buf_free(&out);
 	cn_place_result_free(&before);
-	cn_place_result_free(&after);
 	world_free(&w);
 }
 END_TEST

@@ -292,6 +292,7 @@ void cn_sched_jobs_json(const cn_place_result *r, cn_json *jw)
 		cn_json_kv_u64(jw, "want", jo->want);
 		cn_json_kv_u64(jw, "placed", jo->n_placed);
 		cn_json_kv_u64(jw, "eligible", jo->n_eligible);
+		cn_json_kv_u64(jw, "no_room", jo->n_no_room);
 		cn_json_kv_bool(jw, "quorum", jo->quorum);
 		cn_json_key(jw, "members");
 		cn_json_arr_begin(jw);
@@ -325,6 +326,9 @@ void cn_sched_render_jobs(const cn_place_result *r, bool json, cn_buf *out)
 			      jo->majority_only ? (jo->quorum ? "yes" : "NO") : "-");
 		for (uint32_t x = 0; x < jo->n_placed; x++)
 			cn_buf_printf(out, "%s%s", x ? "," : "", r->members[r->slots[jo->first + x]].name);
+		if (jo->n_no_room)
+			cn_buf_printf(out, "%s(%u without a free accelerator)", jo->n_placed ? " " : "",
+				      jo->n_no_room);
 		cn_buf_puts(out, "\n");
 	}
 }

@@ -920,15 +920,17 @@ static int cmd_job_status(cn_workloads *w, cn_agent *a, const char *name, bool j
 		cn_json_kv_u64(&j, "want", jo->want);
 		cn_json_kv_u64(&j, "placed", jo->n_placed);
 		cn_json_kv_u64(&j, "eligible", jo->n_eligible);
+		cn_json_kv_u64(&j, "no_room", jo->n_no_room);
 		cn_json_kv_bool(&j, "quorum", jo->quorum);
 		cn_json_key(&j, "replicas");
 		cn_json_arr_begin(&j);
 	} else {
-		cn_buf_printf(&a->reply, "job %s version %llu: %u of %u placed (%u eligible)%s\n",
+		cn_buf_printf(&a->reply, "job %s version %llu: %u of %u placed (%u eligible)%s%s\n",
 			      jo->name, (unsigned long long)jo->version, jo->n_placed, jo->want,
 			      jo->n_eligible,
 			      jo->majority_only ? (jo->quorum ? ", quorum held" : ", NO QUORUM here")
-						: "");
+						: "",
+			      jo->n_no_room ? ", the rest find no free accelerator" : "");
 	}
 	uint32_t hash = cn_rollout_job_hash(name);
 	for (uint32_t x = 0; x < jo->n_placed; x++) {

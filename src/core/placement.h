@@ -129,6 +129,9 @@ typedef struct cn_place_job_out {
 	uint32_t n_eligible;       /* live eligible members */
 	uint32_t n_eligible_known; /* eligible members in any state but left */
 	uint32_t n_overflow;       /* replicas placed above a cap */
+	uint32_t n_no_room;        /* replicas not placed although eligible
+				    * members are live: their accelerator
+				    * requests fit no member's devices left */
 	bool quorum;               /* 2 * alive eligible (no suspects) > n_eligible_known */
 } cn_place_job_out;
 
