@@ -1,6 +1,7 @@
 /* agent/sched: job documents to placement to this member's runtime wants. */
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/sched.h"
@@ -162,6 +163,63 @@ START_TEST(down_member_renumbers_no_survivor)
 	}
 	ck_assert_int_eq(moved_total, 3 + 4 + 2); /* each replica's host went down once */
 	cn_place_result_free(&before);
+	world_free(&w);
+}
+END_TEST
+
+/* The rule follows the oldest live member: during a rolling upgrade the
+ * upgraded agents place as the old ones do (rule 1: base of live members,
+ * accelerators not accounted), and switch once no live member is old. */
+START_TEST(placement_rule_follows_the_oldest_live_member)
+{
+	world w;
+	world_init(&w);
+	for (int i = 0; i < N; i++)
+		w.m[i].vmin = 1, w.m[i].vmax = 2;
+	ck_assert_uint_eq(cn_sched_rule(w.m, N), CN_PLACE_RULE_2);
+	w.m[4].vmax = 1;
+	ck_assert_uint_eq(cn_sched_rule(w.m, N), CN_PLACE_RULE_1);
+	w.m[4].state = CN_STATE_SUSPECT;
+	ck_assert_uint_eq(cn_sched_rule(w.m, N), CN_PLACE_RULE_1);
+	w.m[4].state = CN_STATE_DEAD; /* an old member that is down: no vote */
+	ck_assert_uint_eq(cn_sched_rule(w.m, N), CN_PLACE_RULE_2);
+	w.m[4].state = CN_STATE_ALIVE;
+
+	/* rule 1 with a member down places as if it were not there */
+	add(&w, "web", 1, 3, "keep_running", NULL);
+	add(&w, "api", 1, 4, "keep_running", NULL);
+	cn_place_result r1, gone, r2;
+	/* the down member: one that hosts a replica */
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r1), 0);
+	int d = atoi(r1.members[r1.slots[r1.jobs[0].first]].name + 1);
+	cn_place_result_free(&r1);
+	w.in[d].state = CN_STATE_DEAD;
+	w.v.rule = CN_PLACE_RULE_1;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r1), 0);
+	cn_sched_view v = w.v;
+	cn_place_member in[N];
+	size_t k = 0;
+	for (int i = 0; i < N; i++)
+		if (i != d)
+			in[k++] = w.in[i];
+	v.in = in;
+	v.n = k;
+	ck_assert_int_eq(cn_sched_place(w.pl, &v, &w.j, &gone), 0);
+	for (size_t q = 0; q < r1.n_jobs; q++)
+		for (uint32_t x = 0; x < r1.jobs[q].n_placed; x++)
+			ck_assert_str_eq(r1.members[r1.slots[r1.jobs[q].first + x]].name,
+					 gone.members[gone.slots[gone.jobs[q].first + x]].name);
+	/* and rule 2 keeps the down member in the base (differs here) */
+	w.v.rule = CN_PLACE_RULE_2;
+	ck_assert_int_eq(cn_sched_place(w.pl, &w.v, &w.j, &r2), 0);
+	bool differs = false;
+	for (size_t q = 0; q < r2.n_jobs; q++)
+		for (uint32_t x = 0; x < r2.jobs[q].n_placed; x++)
+			differs |= r2.base_of[r2.jobs[q].first + x] != r2.slots[r2.jobs[q].first + x];
+	ck_assert(differs); /* some replica stands in for the down member */
+	cn_place_result_free(&r1);
+	cn_place_result_free(&gone);
+	cn_place_result_free(&r2);
 	world_free(&w);
 }
 END_TEST
@@ -380,6 +438,7 @@ int main(void)
 	TCase *tc = tcase_create("sched");
 	tcase_add_test(tc, every_replica_falls_to_exactly_one_member);
 	tcase_add_test(tc, down_member_renumbers_no_survivor);
+	tcase_add_test(tc, placement_rule_follows_the_oldest_live_member);
 	tcase_add_test(tc, majority_only_runs_only_with_quorum);
 	tcase_add_test(tc, fenced_member_runs_no_majority_only);
 	tcase_add_test(tc, majority_only_start_is_held);

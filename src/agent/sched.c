@@ -104,7 +104,17 @@ int cn_sched_view_load(cn_sched_view *v, const cn_node *n)
 		pm->meta = &m->meta;
 		pm->has_coord = m->has_coord && cn_place_coord_quantize(&m->coord, &pm->coord);
 	}
+	v->rule = cn_sched_rule(v->members, v->n);
 	return 0;
+}
+
+uint8_t cn_sched_rule(const cn_member *members, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((members[i].state == CN_STATE_ALIVE || members[i].state == CN_STATE_SUSPECT) &&
+		    members[i].vmax < 2)
+			return CN_PLACE_RULE_1;
+	return CN_PLACE_RULE_2;
 }
 
 void cn_sched_view_free(cn_sched_view *v)
@@ -188,6 +198,7 @@ int cn_sched_place(cn_placer *pl, const cn_sched_view *v, const cn_sched_jobs *j
 		jobs[i] = (cn_place_job){j->v[i].name, j->v[i].version, &j->v[i].spec};
 	cn_place_opts o;
 	cn_place_opts_default(&o);
+	o.rule = v->rule;
 	int rc = cn_place(pl, v->in, v->n, jobs, j->n, &o, out);
 	free(jobs);
 	if (rc == 0)

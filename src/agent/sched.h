@@ -48,10 +48,19 @@ int cn_sched_jobs_load(cn_sched_jobs *j, cn_policy *p);
 void cn_sched_jobs_free(cn_sched_jobs *j);
 
 typedef struct cn_sched_view {
-	cn_member *members;    /* every member but left ones, self included */
+	cn_member *members;    /* every member until it is out, self included */
 	cn_place_member *in;
 	size_t n;
+	uint8_t rule;          /* placement rule (cn_sched_rule); 0 = newest */
 } cn_sched_view;
+
+/* The placement rule every agent of the fleet can compute: the newest
+ * rule while every alive or suspect member advertises a protocol version
+ * that has it (vmax), else the older one. During a rolling upgrade the
+ * new agents keep placing as the old ones do, so no two agents place the
+ * same view differently (a majority_only job would run twice); once the
+ * last old agent is gone or failed, all switch together. */
+uint8_t cn_sched_rule(const cn_member *members, size_t n);
 
 int cn_sched_view_load(cn_sched_view *v, const cn_node *n);
 void cn_sched_view_free(cn_sched_view *v);

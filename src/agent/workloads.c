@@ -886,6 +886,7 @@ static int cmd_jobs(cn_workloads *w, cn_agent *a, bool json)
 			cn_json_arr_end(&j);
 		}
 		cn_json_kv_str(&j, "node", w->self);
+		cn_json_kv_u64(&j, "placement_rule", w->view.rule ? w->view.rule : CN_PLACE_RULE_NEWEST);
 		cn_json_key(&j, "instances");
 		cn_json_arr_begin(&j);
 		for (size_t i = 0; i < n; i++)
@@ -895,6 +896,9 @@ static int cmd_jobs(cn_workloads *w, cn_agent *a, bool json)
 	} else {
 		if (w->have_res)
 			cn_sched_render_jobs(&w->res, false, &a->reply);
+		if (w->view.rule == CN_PLACE_RULE_1)
+			cn_buf_puts(&a->reply, "placement rule 1: a live member speaks only protocol "
+					       "version 1 (PROTOCOL.md \"Versions\")\n");
 		cn_buf_printf(&a->reply, "\ninstances on %s: %zu\n", w->self, n);
 		for (size_t i = 0; i < n; i++)
 			instance_line(&a->reply, &v[i]);

@@ -891,6 +891,8 @@ static bool room_fits(const struct ctx *c, uint32_t q, uint32_t m)
 {
 	const cn_jobspec *s = c->j[q].in->spec;
 	const struct room *r = &c->room[m];
+	if (c->o.rule == CN_PLACE_RULE_1)
+		return true; /* not accounted then */
 	for (unsigned k = 0; k < s->n_accel; k++) {
 		int i = accel_index(c->m[m]->meta, cn_jobspec_str(s, s->accel[k].kind));
 		if (i < 0 || r->acc[i] < s->accel[k].count)
@@ -1518,7 +1520,8 @@ static int setup(struct ctx *c, const cn_place_member *members, const cn_place_j
 		 * A leave, failure or return then moves that member's share and
 		 * nothing else; the cascade of a changed base is paid once, when
 		 * it is out (docs/placement.md "Down versus out"). */
-		bool stable = c->o.load_factor_milli != 0 && !c->o.live_base;
+		bool stable = c->o.load_factor_milli != 0 && !c->o.live_base &&
+			      c->o.rule != CN_PLACE_RULE_1;
 		c->live[i] = live;
 		c->base[i] = live || stable;
 		c->redirect |= c->base[i] && !live;
@@ -1750,6 +1753,8 @@ int cn_place(cn_placer *p, const cn_place_member *members, size_t n_members,
 		cn_place_opts_default(&c.o);
 	if (c.o.load_factor_milli != 0 &&
 	    (c.o.load_factor_milli < 1000 || c.o.load_factor_milli > 100000))
+		return CN_EINVAL;
+	if (c.o.rule > CN_PLACE_RULE_NEWEST)
 		return CN_EINVAL;
 	bool bounded = c.o.load_factor_milli != 0;
 	struct heaps hp = {0};

@@ -78,6 +78,9 @@ enum {
 	CN_PLACE_COORD_QUANTUM_MS = 5, /* coordinate grid */
 	CN_PLACE_WEIGHT_MAX = 65535,   /* static capacity weight */
 	CN_PLACE_LOAD_FACTOR_DEFAULT = 1080, /* c = 1.08 (milli) */
+	CN_PLACE_RULE_1 = 1, /* protocol version 1's placement */
+	CN_PLACE_RULE_2 = 2, /* + stable base (step 5), accelerators accounted */
+	CN_PLACE_RULE_NEWEST = CN_PLACE_RULE_2,
 };
 
 /* A Vivaldi coordinate on a CN_PLACE_COORD_QUANTUM_MS grid. */
@@ -111,6 +114,10 @@ typedef struct cn_place_opts {
 				     * old rule; default false: failed, left and
 				     * excluded suspect members stay in the base,
 				     * see step 5 above) */
+	uint8_t rule;               /* CN_PLACE_RULE_*; 0 = the newest. Rule 1
+				     * is version 1's: live base, accelerators
+				     * not accounted. Agents of a fleet must use
+				     * one rule (agent/sched.h) */
 	bool exhaustive;            /* no prefilter: score every eligible member
 				     * (tests; same result, slower) */
 } cn_place_opts;

@@ -10,7 +10,12 @@
 
 enum {
 	CN_PROTO_VERSION_MIN = 1, /* oldest message version we still decode */
-	CN_PROTO_VERSION_MAX = 1, /* newest version we speak */
+	/* Newest version we speak. 2 = version 1's messages plus push-pull
+	 * key 10 and placement rule 2 (PROTOCOL.md "Versions"): its messages
+	 * are version 1's, so we still write 1 and every version-1 agent
+	 * reads us; what a member's vmax says is which placement rule it can
+	 * compute (agent/sched.h). */
+	CN_PROTO_VERSION_MAX = 2,
 	CN_PROTO_VERSION = 1,     /* version we write */
 };
 

@@ -131,6 +131,9 @@ def main():
                 where.append([x["member"] for x in json.loads(r.stdout)["replicas"]])
             return all(w == where[0] for w in where), where
         fleet.wait_for("the same placement on every agent", agree, 20)
+        # every agent speaks protocol version 2: the newest placement rule
+        rule = json.loads(fleet.cli("n1", ["jobs", "--json"]).stdout)["placement_rule"]
+        assert rule == 2, rule
         passed += 1
 
         # 2b. every agent shows every replica's state: its own from the
