@@ -814,6 +814,26 @@ static uint64_t heap_replace(uint64_t *h, uint32_t n, uint64_t k)
 	return old;
 }
 
+/* Per-member arrays of a set of heaps (the keys come once the caps are
+ * known). */
+static int heaps_alloc(struct heaps *h, size_t n1)
+{
+	h->off = malloc(n1 * sizeof *h->off);
+	h->cap = calloc(n1, sizeof *h->cap);
+	h->len = calloc(n1, sizeof *h->len);
+	return h->off && h->cap && h->len ? 0 : CN_ENOMEM;
+}
+
+/* T: the replicas wanted by replicas-jobs (per_node jobs are outside caps). */
+static uint64_t total_want(const struct ctx *c)
+{
+	uint64_t total = 0;
+	for (size_t q = 0; q < c->nj; q++)
+		if (!c->j[q].per_node)
+			total += c->j[q].want;
+	return total;
+}
+
 /* caps: ceil(c * q(T/W) * w); q rounds up to 7 significant bits. */
 static void compute_caps(struct ctx *c, struct heaps *hp, uint64_t total, uint64_t weight)
 {
@@ -1136,19 +1156,13 @@ static int redirect(struct ctx *c, struct heaps *hp, struct heaps *b, uint64_t *
 	hp->n_over = w;
 	c->n_over_pinned = w;
 	size_t n1 = c->n + 1;
-	b->off = malloc(n1 * sizeof *b->off);
-	b->cap = calloc(n1, sizeof *b->cap);
-	b->len = calloc(n1, sizeof *b->len);
 	c->cap_live = calloc(n1, sizeof *c->cap_live);
-	if (!b->off || !b->cap || !b->len || !c->cap_live)
+	if (heaps_alloc(b, n1) != 0 || c->cap_live == NULL)
 		return CN_ENOMEM;
-	uint64_t total = 0, weight = 0;
-	for (size_t q = 0; q < c->nj; q++)
-		if (!c->j[q].per_node)
-			total += c->j[q].want;
+	uint64_t weight = 0;
 	for (size_t i = 0; i < c->n; i++)
 		weight += c->live[i] ? c->weight[i] : 0;
-	compute_caps(c, b, total, weight);
+	compute_caps(c, b, total_want(c), weight);
 	for (size_t i = 0; i < c->n; i++)
 		c->cap_live[i] = c->live[i] ? b->cap[i] : 0;
 	for (size_t i = 0; i < c->n; i++)
@@ -1705,19 +1719,13 @@ static int build_lists(struct ctx *c, uint32_t **pool_out)
 static int setup_heaps(struct ctx *c, struct heaps *hp, bool bounded)
 {
 	size_t n1 = c->n + 1;
-	hp->off = malloc(n1 * sizeof *hp->off);
-	hp->cap = calloc(n1, sizeof *hp->cap);
-	hp->len = calloc(n1, sizeof *hp->len);
-	if (!hp->off || !hp->cap || !hp->len)
+	if (heaps_alloc(hp, n1) != 0)
 		return CN_ENOMEM;
-	uint64_t total = 0, weight = 0;
-	for (size_t q = 0; q < c->nj; q++)
-		if (!c->j[q].per_node)
-			total += c->j[q].want;
+	uint64_t weight = 0;
 	for (size_t i = 0; i < c->n; i++)
 		weight += c->weight[i];
 	if (bounded) {
-		compute_caps(c, hp, total, weight);
+		compute_caps(c, hp, total_want(c), weight);
 	} else {
 		for (size_t q = 0; q < c->nj_all; q++) {
 			const struct jobw *j = &c->j[q];
