@@ -181,10 +181,12 @@ def main():
             else:
                 assert moved[rep] == v, ("survivor restarted or renumbered", rep, placed, moved)
         # job status names the stand-in: the replica holds the victim's place
-        st = json.loads(fleet.cli(rest[0], ["job", "status", "echo-sleep", "--json"]).stdout)
-        for r in st["replicas"]:
-            want = victim if r["replica"] in victim_reps else None
-            assert r.get("stand_in_for") == want, (r, victim)
+        # (every agent re-places once a second: poll until this one has)
+        def stand_in_named():
+            st = json.loads(fleet.cli(rest[0], ["job", "status", "echo-sleep", "--json"]).stdout)
+            return all(r.get("stand_in_for") == (victim if r["replica"] in victim_reps else None)
+                       for r in st["replicas"]), st
+        fleet.wait_for("job status naming the stand-in", stand_in_named, 20)
         passed += 1
 
         # 5. the device returns: still exactly three (the extra one stops),
