@@ -1104,10 +1104,9 @@ static int spread_fallback(struct ctx *c, struct heaps *hp, const struct heaps *
 	return rc;
 }
 
-static int match(struct ctx *c, struct heaps *hp, bool bounded, uint64_t *proposals,
-		 uint64_t *evictions)
+/* The first pass (setup_heaps sized the heaps for either mode). */
+static int match(struct ctx *c, struct heaps *hp, uint64_t *proposals, uint64_t *evictions)
 {
-	(void)bounded; /* setup_heaps sized the heaps for either mode */
 	int rc = da_loop(c, hp, proposals, evictions);
 	if (rc == 0)
 		rc = overflow(c, hp, NULL);
@@ -1344,9 +1343,7 @@ static int assemble(struct ctx *c, const struct heaps *hp, const struct heaps *b
 	if (b != NULL)
 		collect_heap(c, b, tmp, pos);
 	for (size_t k = 0; k < hp->n_over; k++) {
-		const struct jobw *j = &c->j[hp->over_job[k]];
 		uint32_t top = top_of(c, hp->over_job[k]);
-		(void)j;
 		tmp[pos[top]++] = slot_key(c, hp->over_job[k], hp->over_rank[k], hp->over_member[k]);
 		r->members[hp->over_member[k]].load++;
 		r->jobs[top].n_overflow++;
@@ -1775,7 +1772,7 @@ int cn_place(cn_placer *p, const cn_place_member *members, size_t n_members,
 	if (rc == 0)
 		rc = room_init(&c);
 	if (rc == 0)
-		rc = match(&c, &hp, bounded, &out->proposals, &out->evictions);
+		rc = match(&c, &hp, &out->proposals, &out->evictions);
 	struct heaps b = {0};
 	if (rc == 0 && c.redirect)
 		rc = redirect(&c, &hp, &b, &out->proposals, &out->evictions);
